@@ -1,0 +1,14 @@
+# The two commands of the README. Both create the environment on first use.
+.PHONY: setup analyze test lint
+
+setup:
+	bash scripts/setup.sh
+
+analyze: setup
+	.venv/bin/rhojax analyze smollm2-135m --out results/smollm2-135m
+
+test: setup
+	.venv/bin/python -m pytest -q -n 2 --dist loadgroup
+
+lint: setup
+	.venv/bin/ruff check rhojax tests property_tests benchmarks scripts

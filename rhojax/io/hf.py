@@ -1,0 +1,158 @@
+"""Load a local Hugging Face folder (config.json + safetensors, single or sharded) into rhojax params."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from rhojax.errors import LoadError
+from rhojax.io.safetensors_file import SafetensorsCheckpoint
+from rhojax.models.config import ModelConfig, RopeScaling
+from rhojax.models.params import assemble_params
+
+LLAMA_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+SUPPORTED_TYPES = (*LLAMA_TYPES, "gpt2")
+
+
+def _rope(d: dict) -> tuple[float, RopeScaling | None]:
+    """RoPE base and scaling from either the v4 (``rope_theta``/``rope_scaling``) or v5 (``rope_parameters``) keys."""
+    params = d.get("rope_parameters") or {}
+    theta = float(d.get("rope_theta") or params.get("rope_theta") or 10000.0)
+    scaling = d.get("rope_scaling") or params
+    kind = scaling.get("rope_type", scaling.get("type", "default")) if scaling else "default"
+    if kind == "default":
+        return theta, None
+    if kind == "llama3":
+        return theta, RopeScaling(
+            factor=float(scaling["factor"]),
+            low_freq_factor=float(scaling["low_freq_factor"]),
+            high_freq_factor=float(scaling["high_freq_factor"]),
+            original_max_position_embeddings=int(scaling["original_max_position_embeddings"]),
+        )
+    raise LoadError(f"config.json: RoPE scaling type {kind!r} is not supported (supported: default, llama3)")
+
+
+def config_from_hf(d: dict, source: str = "config.json") -> ModelConfig:
+    """Translate a Hugging Face ``config.json`` dict into a :class:`ModelConfig`."""
+    model_type = d.get("model_type")
+    if model_type not in SUPPORTED_TYPES:
+        raise LoadError(
+            f"{source}: unknown architecture model_type={model_type!r}; supported: {', '.join(SUPPORTED_TYPES)}"
+        )
+    try:
+        if model_type == "gpt2":
+            d_model, heads = d["n_embd"], d["n_head"]
+            return ModelConfig(
+                family="gpt2",
+                vocab_size=d["vocab_size"],
+                hidden_size=d_model,
+                num_layers=d["n_layer"],
+                num_heads=heads,
+                num_kv_heads=heads,
+                head_dim=d_model // heads,
+                intermediate_size=d.get("n_inner") or 4 * d_model,
+                norm_eps=d.get("layer_norm_epsilon", 1e-5),
+                max_position_embeddings=d.get("n_positions", 1024),
+                tie_embeddings=True,
+                name=model_type,
+            )
+        if d.get("attention_bias") and model_type != "qwen3":
+            raise LoadError(f"{source}: attention_bias=true (bias on o_proj) is not supported for {model_type}")
+        heads = d["num_attention_heads"]
+        theta, scaling = _rope(d)
+        window = d.get("sliding_window") if (model_type == "mistral" or d.get("use_sliding_window")) else None
+        return ModelConfig(
+            family="llama",
+            vocab_size=d["vocab_size"],
+            hidden_size=d["hidden_size"],
+            num_layers=d["num_hidden_layers"],
+            num_heads=heads,
+            num_kv_heads=d.get("num_key_value_heads") or heads,
+            head_dim=d.get("head_dim") or d["hidden_size"] // heads,
+            intermediate_size=d["intermediate_size"],
+            norm_eps=d.get("rms_norm_eps", 1e-6),
+            max_position_embeddings=d.get("max_position_embeddings", 2048),
+            rope_theta=theta,
+            rope_scaling=scaling,
+            tie_embeddings=bool(d.get("tie_word_embeddings", False)),
+            qkv_bias=model_type == "qwen2",
+            qk_norm=model_type == "qwen3",
+            sliding_window=window,
+            name=model_type,
+        )
+    except KeyError as e:
+        raise LoadError(f"{source}: missing key {e.args[0]!r} for model_type={model_type!r}") from e
+
+
+_LLAMA_NAMES = {
+    "attn_norm/scale": "input_layernorm.weight",
+    "mlp_norm/scale": "post_attention_layernorm.weight",
+    "q_norm/scale": "self_attn.q_norm.weight",
+    "k_norm/scale": "self_attn.k_norm.weight",
+    **{f"{k}/w": f"self_attn.{k}_proj.weight" for k in "qkvo"},
+    **{f"{k}/b": f"self_attn.{k}_proj.bias" for k in "qkv"},
+    **{f"{k}/w": f"mlp.{k}_proj.weight" for k in ("gate", "up", "down")},
+}
+_LLAMA_TOP = {"embed": "model.embed_tokens.weight", "final_norm/scale": "model.norm.weight", "lm_head/w": "lm_head.weight"}
+
+_GPT2_NAMES = {
+    "attn_norm/scale": "ln_1.weight",
+    "attn_norm/bias": "ln_1.bias",
+    "mlp_norm/scale": "ln_2.weight",
+    "mlp_norm/bias": "ln_2.bias",
+    "o/w": "attn.c_proj.weight",
+    "o/b": "attn.c_proj.bias",
+    "up/w": "mlp.c_fc.weight",
+    "up/b": "mlp.c_fc.bias",
+    "down/w": "mlp.c_proj.weight",
+    "down/b": "mlp.c_proj.bias",
+}
+_GPT2_TOP = {"embed": "wte.weight", "pos_embed": "wpe.weight", "final_norm/scale": "ln_f.weight",
+             "final_norm/bias": "ln_f.bias"}
+
+
+def _llama_fetch(ckpt: SafetensorsCheckpoint):
+    def fetch(path: str, layer: int | None) -> np.ndarray:
+        name = _LLAMA_TOP[path] if layer is None else f"model.layers.{layer}.{_LLAMA_NAMES[path]}"
+        arr = ckpt[name]
+        return arr.T if path.endswith("/w") else arr  # torch Linear is (out, in)
+
+    return fetch
+
+
+def _gpt2_fetch(ckpt: SafetensorsCheckpoint, config: ModelConfig):
+    prefix = "transformer." if "transformer.wte.weight" in ckpt else ""
+    d = config.hidden_size
+
+    def fetch(path: str, layer: int | None) -> np.ndarray:
+        if layer is None:
+            return ckpt[prefix + _GPT2_TOP[path]]
+        kind, leaf = path.split("/")
+        if kind in ("q", "k", "v"):  # c_attn packs q|k|v along the output axis (Conv1D is (in, out))
+            fused = ckpt[f"{prefix}h.{layer}.attn.c_attn.{'weight' if leaf == 'w' else 'bias'}"]
+            i = "qkv".index(kind)
+            return fused[..., i * d : (i + 1) * d]
+        return ckpt[f"{prefix}h.{layer}.{_GPT2_NAMES[path]}"]
+
+    return fetch
+
+
+def load_hf_folder(folder: str | Path, *, dtype=jnp.float32) -> tuple[ModelConfig, dict]:
+    """``(config, params)`` from a local Hugging Face checkpoint folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LoadError(f"{folder}: no such model folder")
+    cfg_path = folder / "config.json"
+    if not cfg_path.exists():
+        raise LoadError(f"{folder}: no config.json (expected a Hugging Face model folder)")
+    try:
+        raw = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise LoadError(f"{cfg_path}: not valid JSON ({e})") from e
+    config = config_from_hf(raw, str(cfg_path)).replace(name=folder.name)
+    ckpt = SafetensorsCheckpoint(folder)
+    fetch = _gpt2_fetch(ckpt, config) if config.family == "gpt2" else _llama_fetch(ckpt)
+    return config, assemble_params(config, fetch, dtype=dtype, source=str(folder))

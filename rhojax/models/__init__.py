@@ -1,0 +1,31 @@
+"""Pure-functional transformer families: ``(config, params)`` with blocks stacked on a layer axis."""
+
+from rhojax.models.config import SITE_KINDS, ModelConfig, RopeScaling
+from rhojax.models.params import assemble_params, block_spec, count_params, init_params, top_spec
+from rhojax.models.transformer import (
+    block,
+    block_params,
+    embed,
+    forward,
+    num_layers,
+    run_blocks,
+    unembed,
+)
+
+__all__ = [
+    "SITE_KINDS",
+    "ModelConfig",
+    "RopeScaling",
+    "assemble_params",
+    "block",
+    "block_params",
+    "block_spec",
+    "count_params",
+    "embed",
+    "forward",
+    "init_params",
+    "num_layers",
+    "run_blocks",
+    "top_spec",
+    "unembed",
+]

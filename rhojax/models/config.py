@@ -1,0 +1,106 @@
+"""Model configuration shared by every family.
+
+A config is a frozen, hashable dataclass so it can be a static argument of `jax.jit`.
+Two families cover every supported architecture:
+
+- ``"llama"``: pre-RMSNorm blocks with RoPE and a gated SiLU MLP. LLaMA-2/3 (with llama3
+  RoPE scaling), Mistral, Qwen2/2.5 (``qkv_bias``) and Qwen3 (``qk_norm``) are settings of it.
+- ``"gpt2"``: pre-LayerNorm blocks, learned positions, GELU (tanh) MLP, biases everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+Family = Literal["llama", "gpt2"]
+
+#: The canonical weight-matrix vocabulary. GPT-2 maps ``c_attn`` to q/k/v, ``attn.c_proj`` to o,
+#: ``c_fc`` to up and ``mlp.c_proj`` to down; it has no gate.
+SITE_KINDS: tuple[str, ...] = ("q", "k", "v", "o", "gate", "up", "down")
+
+
+@dataclasses.dataclass(frozen=True)
+class RopeScaling:
+    """LLaMA-3 style frequency-dependent RoPE scaling (``rope_type: llama3``)."""
+
+    factor: float
+    low_freq_factor: float
+    high_freq_factor: float
+    original_max_position_embeddings: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture hyper-parameters. Linear weights are stored as ``(in, out)`` and applied as ``x @ W``."""
+
+    family: Family
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    norm_eps: float
+    max_position_embeddings: int = 2048
+    rope_theta: float = 10000.0
+    rope_scaling: RopeScaling | None = None
+    tie_embeddings: bool = False
+    qkv_bias: bool = False
+    qk_norm: bool = False
+    sliding_window: int | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})"
+            )
+
+    @property
+    def site_kinds(self) -> tuple[str, ...]:
+        """Weight-matrix kinds present in each block of this family."""
+        return SITE_KINDS if self.family == "llama" else tuple(k for k in SITE_KINDS if k != "gate")
+
+    @property
+    def sites(self) -> list[tuple[int, str]]:
+        """Every weight matrix of the block stack as ``(layer, kind)``."""
+        return [(layer, kind) for layer in range(self.num_layers) for kind in self.site_kinds]
+
+    @property
+    def q_size(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def kv_size(self) -> int:
+        return self.num_kv_heads * self.head_dim
+
+    def site_shape(self, kind: str) -> tuple[int, int]:
+        """``(in, out)`` shape of the weight matrix of ``kind``."""
+        d, f = self.hidden_size, self.intermediate_size
+        shapes = {
+            "q": (d, self.q_size),
+            "k": (d, self.kv_size),
+            "v": (d, self.kv_size),
+            "o": (self.q_size, d),
+            "gate": (d, f),
+            "up": (d, f),
+            "down": (f, d),
+        }
+        if kind not in self.site_kinds:
+            raise ValueError(f"unknown site kind {kind!r}; this model has {', '.join(self.site_kinds)}")
+        return shapes[kind]
+
+    def replace(self, **changes) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        d = dict(d)
+        if d.get("rope_scaling") is not None:
+            d["rope_scaling"] = RopeScaling(**d["rope_scaling"])
+        return cls(**d)

@@ -1,0 +1,112 @@
+"""The params layout of a config, random initialisation, and assembly from per-tensor sources.
+
+Loaders describe *where* each tensor lives; :func:`assemble_params` owns the checks (shape,
+finiteness) and the stacking onto the layer axis, so every loader validates the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rhojax.errors import LoadError
+from rhojax.models.config import ModelConfig
+
+#: Key of one tensor: a "/"-joined path in the params tree, and the layer for block tensors.
+TensorKey = tuple[str, int | None]
+
+
+def _norm_spec(config: ModelConfig, prefix: str, size: int) -> dict[str, tuple[int, ...]]:
+    spec = {f"{prefix}/scale": (size,)}
+    if config.family == "gpt2":
+        spec[f"{prefix}/bias"] = (size,)
+    return spec
+
+
+def block_spec(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Per-layer tensor shapes of one block, keyed by path below ``blocks``."""
+    gpt2 = config.family == "gpt2"
+    spec = _norm_spec(config, "attn_norm", config.hidden_size)
+    spec |= _norm_spec(config, "mlp_norm", config.hidden_size)
+    for kind in config.site_kinds:
+        spec[f"{kind}/w"] = config.site_shape(kind)
+        if gpt2 or (config.qkv_bias and kind in ("q", "k", "v")):
+            spec[f"{kind}/b"] = (config.site_shape(kind)[1],)
+    if config.qk_norm:
+        spec["q_norm/scale"] = (config.head_dim,)
+        spec["k_norm/scale"] = (config.head_dim,)
+    return spec
+
+
+def top_spec(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Shapes of the tensors outside the block stack."""
+    spec = {"embed": (config.vocab_size, config.hidden_size)}
+    if config.family == "gpt2":
+        spec["pos_embed"] = (config.max_position_embeddings, config.hidden_size)
+    spec |= _norm_spec(config, "final_norm", config.hidden_size)
+    if not config.tie_embeddings:
+        spec["lm_head/w"] = (config.hidden_size, config.vocab_size)
+    return spec
+
+
+def _set(tree: dict, path: str, value) -> None:
+    *parents, leaf = path.split("/")
+    for p in parents:
+        tree = tree.setdefault(p, {})
+    tree[leaf] = value
+
+
+def assemble_params(
+    config: ModelConfig,
+    fetch: Callable[[str, int | None], np.ndarray],
+    *,
+    dtype=jnp.float32,
+    source: str,
+) -> dict:
+    """Build the params tree by calling ``fetch(path, layer)`` for every tensor of the layout.
+
+    ``fetch`` returns the tensor already in rhojax orientation (linear weights ``(in, out)``) or
+    raises :class:`LoadError`. Every tensor is checked for shape and for NaN/Inf before any is
+    converted, so nothing half-loaded escapes.
+    """
+
+    def checked(path: str, layer: int | None, shape: tuple[int, ...]) -> np.ndarray:
+        where = path if layer is None else f"layer {layer} {path}"
+        arr = np.asarray(fetch(path, layer))
+        if arr.shape != shape:
+            raise LoadError(f"{source}: tensor {where} has shape {arr.shape}, expected {shape} for this config")
+        if not np.all(np.isfinite(arr)):
+            raise LoadError(f"{source}: tensor {where} contains NaN or Inf values")
+        return arr.astype(np.float32, copy=False)
+
+    params: dict = {}
+    for path, shape in top_spec(config).items():
+        _set(params, path, checked(path, None, shape))
+    for path, shape in block_spec(config).items():
+        layers = [checked(path, i, shape) for i in range(config.num_layers)]
+        _set(params, f"blocks/{path}", np.stack(layers))
+    return jax.tree.map(lambda a: jnp.asarray(a, dtype=dtype), params)
+
+
+def init_params(config: ModelConfig, key: jax.Array, *, dtype=jnp.float32, scale: float = 0.02) -> dict:
+    """Random params (normal weights, unit norm scales, zero biases) for tests and synthetic studies."""
+    flat = {path: shape for path, shape in top_spec(config).items()}
+    flat |= {f"blocks/{p}": (config.num_layers, *s) for p, s in block_spec(config).items()}
+    keys = jax.random.split(key, len(flat))
+    params: dict = {}
+    for k, (path, shape) in zip(keys, flat.items(), strict=True):
+        if path.endswith("scale"):
+            value = jnp.ones(shape, dtype)
+        elif path.endswith("bias") or path.endswith("/b"):
+            value = jnp.zeros(shape, dtype)
+        else:
+            value = scale * jax.random.normal(k, shape, dtype)
+        _set(params, path, value)
+    return params
+
+
+def count_params(params: dict) -> int:
+    return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(params))
