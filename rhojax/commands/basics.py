@@ -45,8 +45,14 @@ def info(model: str = MODEL, dtype: str = DTYPE) -> None:
     summary = model_summary(load_model(model, dtype=dtype))
     table = Table(title=f"rhojax info {model}", show_header=False)
     for key, value in summary.items():
-        table.add_row(key, ", ".join(value) if isinstance(value, list) else f"{value:,}" if isinstance(value, int)
-                      and not isinstance(value, bool) else str(value))
+        table.add_row(
+            key,
+            ", ".join(value)
+            if isinstance(value, list)
+            else f"{value:,}"
+            if isinstance(value, int) and not isinstance(value, bool)
+            else str(value),
+        )
     console.print(table)
     console.print("sites are addressed as (layer, kind), kind in " + ", ".join(summary["site_kinds"]))
 

@@ -95,7 +95,9 @@ def load_gguf(path: str | Path, *, dtype=jnp.float32) -> tuple[ModelConfig, dict
     try:
         reader = gguf.GGUFReader(path)
     except Exception as e:  # the reader raises ValueError, struct.error, IndexError... on damaged files
-        raise LoadError(f"{path}: not a readable GGUF file, it may be truncated or corrupted ({type(e).__name__}: {e})") from e
+        raise LoadError(
+            f"{path}: not a readable GGUF file, it may be truncated or corrupted ({type(e).__name__}: {e})"
+        ) from e
     config = config_from_gguf(reader, path)
     arch = _field(reader, "general.architecture", path)
     tensors = {t.name: t for t in reader.tensors}

@@ -96,7 +96,11 @@ _LLAMA_NAMES = {
     **{f"{k}/b": f"self_attn.{k}_proj.bias" for k in "qkv"},
     **{f"{k}/w": f"mlp.{k}_proj.weight" for k in ("gate", "up", "down")},
 }
-_LLAMA_TOP = {"embed": "model.embed_tokens.weight", "final_norm/scale": "model.norm.weight", "lm_head/w": "lm_head.weight"}
+_LLAMA_TOP = {
+    "embed": "model.embed_tokens.weight",
+    "final_norm/scale": "model.norm.weight",
+    "lm_head/w": "lm_head.weight",
+}
 
 _GPT2_NAMES = {
     "attn_norm/scale": "ln_1.weight",
@@ -110,8 +114,12 @@ _GPT2_NAMES = {
     "down/w": "mlp.c_proj.weight",
     "down/b": "mlp.c_proj.bias",
 }
-_GPT2_TOP = {"embed": "wte.weight", "pos_embed": "wpe.weight", "final_norm/scale": "ln_f.weight",
-             "final_norm/bias": "ln_f.bias"}
+_GPT2_TOP = {
+    "embed": "wte.weight",
+    "pos_embed": "wpe.weight",
+    "final_norm/scale": "ln_f.weight",
+    "final_norm/bias": "ln_f.bias",
+}
 
 
 def _llama_fetch(ckpt: SafetensorsCheckpoint):

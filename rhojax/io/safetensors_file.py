@@ -56,7 +56,7 @@ class SafetensorsFile:
         self._data_size = size - self._start
         self._entries: dict[str, dict] = header
 
-    def keys(self) -> list[str]:
+    def names(self) -> list[str]:
         return list(self._entries)
 
     def __contains__(self, name: str) -> bool:
@@ -102,7 +102,7 @@ class SafetensorsCheckpoint:
                     "(PyTorch .bin checkpoints are not read: re-save with safe_serialization=True)"
                 )
             f = SafetensorsFile(single)
-            self._where = {tensor: f for tensor in f.keys()}
+            self._where = {tensor: f for tensor in f.names()}
 
     def __contains__(self, name: str) -> bool:
         return name in self._where
