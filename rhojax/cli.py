@@ -6,6 +6,12 @@ import typer
 
 from rhojax.commands.analyze import analyze
 from rhojax.commands.basics import info, ppl
+from rhojax.commands.bounds import bounds
+from rhojax.commands.depth import allocate, prune_depth
+from rhojax.commands.eval import eval_tasks
+from rhojax.commands.profile import profile
+from rhojax.commands.structure import structure
+from rhojax.commands.sweep import sweep
 
 app = typer.Typer(
     name="rhojax",
@@ -17,7 +23,14 @@ app = typer.Typer(
 )
 app.command()(info)
 app.command()(ppl)
+app.command("prune-depth")(prune_depth)
+app.command()(allocate)
 app.command()(analyze)
+app.command()(profile)
+app.command()(structure)
+app.command()(sweep)
+app.command("eval")(eval_tasks)
+app.command()(bounds)
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,4 @@
+import RhojaxBounds.Setting
+import RhojaxBounds.Matrix
+import RhojaxBounds.Propagation
+import RhojaxBounds.Compression

@@ -1,0 +1,96 @@
+"""Compression operators: pure functions of a weight matrix ``w`` (in, out) and its input statistics.
+
+:func:`compress_matrix` is the one entry point shared by sweeps, bounds and allocation. ``level``
+means, per method:
+
+============== ============================================== ===========================
+method         operator                                       level
+============== ============================================== ===========================
+magnitude      smallest ``|W|`` over the matrix               sparsity in [0, 1]
+magnitude_row  smallest ``|W|`` per output channel            sparsity
+wanda          ``|W_ij| ||X_i||`` per output channel          sparsity (needs input_norm)
+sparsegpt      OBS pruning with weight updates                sparsity (needs hessian)
+lowrank        truncated SVD                                  rank (integer)
+lowrank_aware  activation-aware SVD, min ``||X W - X W'||``   rank (needs hessian)
+rtn            symmetric round-to-nearest per channel/group   bits (integer)
+rotated_rtn    RTN after a random orthogonal rotation         bits (needs key)
+============== ============================================== ===========================
+
+``nm=(n, m)`` selects N:M sparsity for the pruning methods (then ``level`` may be None);
+``group_size`` selects per-group quantization.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from rhojax.compress.calibration import INPUT_OF, CalibrationStats, MatrixStats, calibration_stats
+from rhojax.compress.lowrank import activation_aware_svd, truncated_svd
+from rhojax.compress.magnitude import magnitude_prune
+from rhojax.compress.quantize import rotated_rtn_quantize, rtn_quantize
+from rhojax.compress.sparsegpt import sparsegpt_prune
+from rhojax.compress.wanda import wanda_prune
+from rhojax.errors import RhojaxError
+
+METHODS: tuple[str, ...] = (
+    "magnitude", "magnitude_row", "wanda", "sparsegpt", "lowrank", "lowrank_aware", "rtn", "rotated_rtn",
+)
+PRUNING_METHODS = ("magnitude", "magnitude_row", "wanda", "sparsegpt")
+#: Methods that need calibration statistics, and which ones.
+NEEDS_INPUT_NORM = ("wanda",)
+NEEDS_HESSIAN = ("sparsegpt", "lowrank_aware")
+
+
+def _need(value, what: str, method: str):
+    if value is None:
+        raise RhojaxError(f"method {method!r} needs {what}; compute it with calibration_stats")
+    return value
+
+
+def compress_matrix(
+    method: str,
+    w: jax.Array,
+    level: float | None,
+    stats: MatrixStats | None = None,
+    key: jax.Array | None = None,
+    *,
+    nm: tuple[int, int] | None = None,
+    group_size: int | None = None,
+) -> jax.Array:
+    """Compress ``w`` (in, out) with ``method`` at ``level`` (see the module table); same shape and dtype."""
+    stats = stats or MatrixStats()
+    if method in ("magnitude", "magnitude_row"):
+        return magnitude_prune(w, level, scope="matrix" if method == "magnitude" else "row", nm=nm)
+    if method == "wanda":
+        return wanda_prune(w, _need(stats.input_norm, "input norms", method), level, nm=nm)
+    if method == "sparsegpt":
+        return sparsegpt_prune(w, _need(stats.hessian, "a Hessian", method), level, nm=nm)
+    if method == "lowrank":
+        return truncated_svd(w, int(level))
+    if method == "lowrank_aware":
+        return activation_aware_svd(w, _need(stats.hessian, "a Hessian", method), int(level))
+    if method == "rtn":
+        return rtn_quantize(w, int(level), group_size=group_size)
+    if method == "rotated_rtn":
+        return rotated_rtn_quantize(w, int(level), _need(key, "a PRNG key", method), group_size=group_size)
+    raise RhojaxError(f"unknown compression method {method!r}; choose from {', '.join(METHODS)}")
+
+
+__all__ = [
+    "INPUT_OF",
+    "METHODS",
+    "NEEDS_HESSIAN",
+    "NEEDS_INPUT_NORM",
+    "PRUNING_METHODS",
+    "CalibrationStats",
+    "MatrixStats",
+    "activation_aware_svd",
+    "calibration_stats",
+    "compress_matrix",
+    "magnitude_prune",
+    "rotated_rtn_quantize",
+    "rtn_quantize",
+    "sparsegpt_prune",
+    "truncated_svd",
+    "wanda_prune",
+]

@@ -1,0 +1,117 @@
+"""Input statistics of every projection, from real inputs on the calibration split.
+
+Each weight kind reads one of four inputs of its block (the kinds sharing an input share its
+statistics): ``attn_in`` = norm_attn(h_t) for q, k, v; ``o_in`` = the concatenated attention heads
+for o; ``mlp_in`` = norm_mlp(h_t + attn) for gate and up; ``down_in`` = the MLP hidden activation
+for down. For each input ``X`` (tokens, in) over all calibration tokens (BOS included) we keep the
+squared feature norms ``sum_tokens X_i^2`` (Wanda's ``||X_i||_2^2``) and optionally the Hessian
+``H = X^T X`` (SparseGPT, activation-aware SVD). One jitted pass per window batch: a clean forward
+caches every ``h_t``, then a ``lax.scan`` over layers recomputes only each block's projection inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rhojax.errors import RhojaxError
+from rhojax.models.config import ModelConfig
+from rhojax.models.transformer import attention, default_positions, forward, layer_norm, linear, mlp
+
+#: The block input each weight kind multiplies.
+INPUT_OF: dict[str, str] = {
+    "q": "attn_in", "k": "attn_in", "v": "attn_in", "o": "o_in",
+    "gate": "mlp_in", "up": "mlp_in", "down": "down_in",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class MatrixStats:
+    """Calibration statistics of one weight matrix's input: ``||X_i||_2`` (in,) and ``X^T X`` (in, in)."""
+
+    input_norm: jax.Array | None = None
+    hessian: jax.Array | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationStats:
+    """Per-layer input statistics: ``sq_norms[input]`` (L, in) and ``hessians[input]`` (L, in, in) or None."""
+
+    sq_norms: dict[str, np.ndarray]
+    hessians: dict[str, np.ndarray] | None
+    tokens: int
+
+    def site(self, layer: int, kind: str) -> MatrixStats:
+        """The statistics of matrix ``(layer, kind)``."""
+        if kind not in INPUT_OF:
+            raise RhojaxError(f"unknown site kind {kind!r}")
+        group = INPUT_OF[kind]
+        hessian = None if self.hessians is None else jnp.asarray(self.hessians[group][layer])
+        return MatrixStats(jnp.sqrt(jnp.asarray(self.sq_norms[group][layer])), hessian)
+
+
+def projection_inputs(
+    config: ModelConfig, p: dict, h: jax.Array, positions: jax.Array
+) -> dict[str, jax.Array]:
+    """The four projection inputs of block ``p`` at input ``h`` (..., T, D), keyed like :data:`INPUT_OF`.
+
+    The pre-projection activations come from the model's own ``attention`` and ``mlp`` with the
+    o / down weights replaced by identities, so they follow the model code exactly.
+    """
+    attn_in = layer_norm(config, p["attn_norm"], h)
+    o_in = attention(config, {**p, "o": {"w": jnp.eye(config.q_size, dtype=h.dtype)}}, attn_in, positions)
+    mlp_in = layer_norm(config, p["mlp_norm"], h + linear(p["o"], o_in))
+    down_in = mlp(config, {**p, "down": {"w": jnp.eye(config.intermediate_size, dtype=h.dtype)}}, mlp_in)
+    return {"attn_in": attn_in, "o_in": o_in, "mlp_in": mlp_in, "down_in": down_in}
+
+
+@functools.partial(jax.jit, static_argnames=("config", "hessians"))
+def batch_statistics(config: ModelConfig, params: dict, tokens: jax.Array, hessians: bool):
+    """Summed ``X_i^2`` (L, in) and, with ``hessians``, ``X^T X`` (L, in, in) per input, for one batch."""
+    positions = default_positions(tokens)
+    _, hidden = forward(config, params, tokens, return_hidden=True)
+
+    def step(_, layer_inputs):
+        p, h = layer_inputs
+        flat = {g: x.reshape(-1, x.shape[-1]).astype(jnp.float32)
+                for g, x in projection_inputs(config, p, h, positions).items()}
+        sq = {g: jnp.sum(x * x, axis=0) for g, x in flat.items()}
+        hess = {g: x.T @ x for g, x in flat.items()} if hessians else {}
+        return None, (sq, hess)
+
+    _, (sq, hess) = jax.lax.scan(step, None, (params["blocks"], hidden[:-1]))
+    return sq, hess
+
+
+def calibration_stats(
+    config: ModelConfig,
+    params: dict,
+    windows: np.ndarray,
+    *,
+    hessians: bool = False,
+    batch_size: int = 4,
+    on_batch: Callable[[int], None] | None = None,
+) -> CalibrationStats:
+    """Input statistics of every projection over ``windows`` (N, T) of the CALIBRATION split."""
+    windows = np.asarray(windows, dtype=np.int32)
+    sq_total: dict[str, np.ndarray] = {}
+    hess_total: dict[str, np.ndarray] = {}
+    for start in range(0, len(windows), batch_size):
+        batch = jnp.asarray(windows[start : start + batch_size])
+        sq, hess = batch_statistics(config, params, batch, hessians)
+        for total, part in ((sq_total, sq), (hess_total, hess)):
+            for group, value in part.items():
+                value = np.asarray(value, dtype=np.float64)
+                total[group] = value if group not in total else total[group] + value
+        if on_batch is not None:
+            on_batch(min(start + batch_size, len(windows)))
+    return CalibrationStats(
+        {g: v.astype(np.float32) for g, v in sq_total.items()},
+        {g: v.astype(np.float32) for g, v in hess_total.items()} if hessians else None,
+        int(windows.size),
+    )

@@ -1,0 +1,72 @@
+"""Pruning masks from importance scores. A mask is boolean, ``True`` where a weight is KEPT.
+
+Weights are ``(in, out)``: an output row (output channel) is a column ``w[:, j]``, and N:M groups
+run along the input axis (``m`` consecutive inputs of one output channel).
+Counts are exact: ``round(sparsity * n)`` entries are dropped in every compared set, ties broken
+by position, so a pruned matrix hits the requested sparsity exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from rhojax.errors import RhojaxError
+
+Scope = Literal["matrix", "row"]
+
+
+def check_sparsity(sparsity: float) -> None:
+    if not 0.0 <= sparsity <= 1.0:
+        raise RhojaxError(f"sparsity {sparsity} is outside [0, 1]")
+
+
+def check_nm(nm: tuple[int, int], fan_in: int) -> tuple[int, int]:
+    n, m = nm
+    if not 0 <= n <= m or m < 1:
+        raise RhojaxError(f"N:M pattern {n}:{m} needs 0 <= N <= M and M >= 1")
+    if fan_in % m:
+        raise RhojaxError(f"N:M pattern {n}:{m} needs the input size {fan_in} to be a multiple of {m}")
+    return n, m
+
+
+def _keep_largest(scores: jax.Array, num_drop: int, axis: int) -> jax.Array:
+    """Keep all but the ``num_drop`` smallest scores along ``axis`` (exact count, ties by position)."""
+    order = jnp.argsort(scores, axis=axis, stable=True)
+    drop = jax.lax.slice_in_dim(order, 0, num_drop, axis=axis)
+    return jnp.put_along_axis(jnp.ones(scores.shape, bool), drop, False, axis=axis, inplace=False)
+
+
+def unstructured_mask(scores: jax.Array, sparsity: float, scope: Scope = "matrix") -> jax.Array:
+    """Drop the lowest ``sparsity`` fraction of scores over the whole matrix or within each output row."""
+    check_sparsity(sparsity)
+    if scope == "matrix":
+        drop = round(sparsity * scores.size)
+        return _keep_largest(scores.reshape(-1), drop, axis=0).reshape(scores.shape)
+    if scope == "row":
+        return _keep_largest(scores, round(sparsity * scores.shape[0]), axis=0)
+    raise RhojaxError(f"pruning scope {scope!r} is not 'matrix' or 'row'")
+
+
+def nm_mask(scores: jax.Array, nm: tuple[int, int]) -> jax.Array:
+    """Keep the ``n`` largest scores of every group of ``m`` consecutive inputs in each output row."""
+    fan_in, fan_out = scores.shape
+    n, m = check_nm(nm, fan_in)
+    grouped = scores.reshape(fan_in // m, m, fan_out)
+    return _keep_largest(grouped, m - n, axis=1).reshape(fan_in, fan_out)
+
+
+def score_mask(
+    scores: jax.Array, sparsity: float | None, *, scope: Scope = "matrix", nm: tuple[int, int] | None = None
+) -> jax.Array:
+    """Unstructured mask at ``sparsity`` or, with ``nm``, the N:M mask (then ``sparsity`` must be
+    ``None`` or equal to ``1 - n/m``)."""
+    if nm is None:
+        if sparsity is None:
+            raise RhojaxError("give a sparsity or an N:M pattern")
+        return unstructured_mask(scores, sparsity, scope)
+    if sparsity is not None and abs(sparsity - (1 - nm[0] / nm[1])) > 1e-9:
+        raise RhojaxError(f"sparsity {sparsity} contradicts the N:M pattern {nm[0]}:{nm[1]}")
+    return nm_mask(scores, nm)

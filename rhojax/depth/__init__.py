@@ -1,0 +1,31 @@
+"""Depth pruning: layer scores (``|rho - 1|``, Block Influence, blends) and physical layer deletion."""
+
+from rhojax.depth.influence import BlockInfluence, block_influence, token_cosines
+from rhojax.depth.prune import kept_layers, remove_layers
+from rhojax.depth.removal import (
+    RHO_ORDERS,
+    iterative_removal,
+    one_shot_removal,
+    ranks,
+    removal_order,
+    rho_rank,
+)
+from rhojax.depth.scores import VERSIONS, layer_absorption, layer_rho, rho_of
+
+__all__ = [
+    "RHO_ORDERS",
+    "VERSIONS",
+    "BlockInfluence",
+    "block_influence",
+    "iterative_removal",
+    "kept_layers",
+    "layer_absorption",
+    "layer_rho",
+    "one_shot_removal",
+    "ranks",
+    "removal_order",
+    "remove_layers",
+    "rho_of",
+    "rho_rank",
+    "token_cosines",
+]

@@ -1,0 +1,45 @@
+"""The contraction profile (DESIGN.md section 2): rho, alpha/beta, Lyapunov, gains, drift, absorption."""
+
+from rhojax.propagation.absorption import (
+    Absorption,
+    absorption,
+    absorption_coefficients,
+    absorption_from_drift,
+)
+from rhojax.propagation.compression import (
+    CompressionProfile,
+    compress_blocks,
+    compression_drift,
+    compression_profile,
+)
+from rhojax.propagation.correlation import correlation
+from rhojax.propagation.drift import DriftTracks, drift_tracks, injection_drift
+from rhojax.propagation.jacobian import JacobianGain, jacobian_gain, top_singular_value
+from rhojax.propagation.perturbations import directions, scale_aggregate, scale_tokenwise, sink_mask
+from rhojax.propagation.profile import RhoProfile, downstream_amplification, lyapunov_trajectory, rho_profile
+
+__all__ = [
+    "Absorption",
+    "CompressionProfile",
+    "DriftTracks",
+    "JacobianGain",
+    "RhoProfile",
+    "absorption",
+    "absorption_coefficients",
+    "absorption_from_drift",
+    "compress_blocks",
+    "compression_drift",
+    "compression_profile",
+    "correlation",
+    "directions",
+    "downstream_amplification",
+    "drift_tracks",
+    "injection_drift",
+    "jacobian_gain",
+    "lyapunov_trajectory",
+    "rho_profile",
+    "scale_aggregate",
+    "scale_tokenwise",
+    "sink_mask",
+    "top_singular_value",
+]

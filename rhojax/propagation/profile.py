@@ -1,0 +1,177 @@
+"""The contraction profile: per-layer hidden growth alpha, error growth beta and rho = beta / alpha.
+
+For block ``B_t`` with clean input ``h_t`` and cached clean output ``h_{t+1} = B_t(h_t)``, a
+perturbation ``e_t`` gives ``e_{t+1} = B_t(h_t + e_t) - h_{t+1}`` and
+
+    alpha_t = ||h_{t+1}|| / ||h_t||,   beta_t = ||e_{t+1}|| / ||e_t||,   rho_t = beta_t / alpha_t.
+
+*Aggregate* statistics take Frobenius norms over every evaluated token with the perturbation scaled to
+the whole batch of windows (see :mod:`rhojax.propagation.perturbations`); *token-wise* statistics
+scale each token's perturbation to that token's norm and form the ratios per token, summarised by
+mean and median over non-sink tokens, with sink positions (default: BOS) reported separately.
+The linearised limit replaces ``e_{t+1}`` by the Jacobian-vector product ``J_t e_t`` (``jax.jvp``).
+
+All layers are processed in one jitted ``lax.map`` over the stacked block params and the cached
+states (``layer_batch`` layers vmapped at a time); the K samples are batched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rhojax.models.config import ModelConfig
+from rhojax.models.transformer import block
+from rhojax.propagation.perturbations import (
+    directions,
+    frobenius,
+    scale_aggregate,
+    scale_tokenwise,
+    sink_mask,
+    token_norms,
+)
+from rhojax.propagation.stats import per_sample_summary, token_quantiles
+
+
+def downstream_amplification(rho: np.ndarray) -> np.ndarray:
+    """``A_t = prod_{s >= t} rho_s`` for a per-layer ``rho`` (L,); ``A`` has shape (L,)."""
+    rho = np.asarray(rho, dtype=np.float64)
+    return np.cumprod(rho[::-1])[::-1]
+
+
+def lyapunov_trajectory(rho: np.ndarray, v0: float) -> np.ndarray:
+    """``V_0 = v0``, ``V_{t+1} = rho_t^2 V_t``: the Lyapunov function through depth, shape (L + 1,)."""
+    rho = np.asarray(rho, dtype=np.float64)
+    return v0 * np.concatenate([[1.0], np.cumprod(rho**2)])
+
+
+@dataclasses.dataclass(frozen=True)
+class RhoProfile:
+    """Per-layer propagation statistics at one relative magnitude ``eps``.
+
+    Shapes: L layers, K samples, N windows, T tokens. ``*_samples``-like arrays keep every sample
+    so that confidence intervals can be formed (:func:`rhojax.propagation.stats.mean_ci`).
+    """
+
+    eps: float
+    alpha: np.ndarray  # (L,) aggregate hidden growth
+    beta: np.ndarray  # (L, K) aggregate error growth
+    rho: np.ndarray  # (L, K) aggregate beta / alpha
+    beta_linear: np.ndarray | None  # (L, K) ||J e|| / ||e|| (same directions), or None
+    token_alpha: np.ndarray  # (L,) mean over non-sink tokens of ||h_{t+1,i}|| / ||h_{t,i}||
+    token_rho_mean: np.ndarray  # (L, K) mean over non-sink tokens of the per-token rho
+    token_rho_median: np.ndarray  # (L, K) median over non-sink tokens
+    sink_rho: np.ndarray  # (L, K) mean per-token rho at sink positions
+    token_rho: np.ndarray  # (L, N, T) per-token rho, mean over samples
+    sink: np.ndarray  # (T,) bool mask of sink positions
+
+    @property
+    def rho_linear(self) -> np.ndarray | None:
+        return None if self.beta_linear is None else self.beta_linear / self.alpha[:, None]
+
+    def downstream(self, version: str = "aggregate") -> np.ndarray:
+        """``A_t`` from the sample-mean rho of ``version`` (aggregate or token-wise mean)."""
+        rho = self.rho if version == "aggregate" else self.token_rho_mean
+        return downstream_amplification(rho.mean(axis=1))
+
+    def to_dict(self) -> dict:
+        out = {"eps": self.eps, "alpha": self.alpha, "token_alpha": self.token_alpha}
+        out |= per_sample_summary("beta", self.beta)
+        out |= per_sample_summary("rho", self.rho)
+        out |= per_sample_summary("token_rho_mean", self.token_rho_mean)
+        out |= per_sample_summary("token_rho_median", self.token_rho_median)
+        out |= per_sample_summary("sink_rho", self.sink_rho)
+        if self.beta_linear is not None:
+            out |= per_sample_summary("rho_linear", self.rho_linear)
+        out["token_rho_quantiles"] = token_quantiles(self.token_rho, ~self.sink)
+        out["downstream_aggregate"] = self.downstream("aggregate")
+        out["downstream_tokenwise"] = self.downstream("tokenwise")
+        return out
+
+
+def layer_statistics(f, h_in: jax.Array, h_out: jax.Array, g: jax.Array, eps, sink: jax.Array, *,
+                     linearised: bool) -> dict:
+    """Statistics of one layer ``f`` (clean ``h_out = f(h_in)``) for directions ``g`` (K, N, T, D).
+
+    Returns alpha (scalar), beta (K,), token_alpha (scalar), token_rho_mean/median and sink_rho (K,),
+    token_rho (N, T) (mean over samples) and, if ``linearised``, beta_linear (K,).
+    """
+    samples = g.shape[0]
+    e_agg, e_tok = scale_aggregate(g, h_in, eps), scale_tokenwise(g, h_in, eps)
+    d = f(h_in + jnp.concatenate([e_agg, e_tok])) - h_out
+    d_agg, d_tok = d[:samples], d[samples:]
+    tok_alpha = token_norms(h_out) / token_norms(h_in)  # (N, T)
+    tok_rho = token_norms(d_tok) / token_norms(e_tok) / tok_alpha  # (K, N, T)
+    kept = jnp.where(sink, jnp.nan, tok_rho)
+    out = {
+        "alpha": frobenius(h_out) / frobenius(h_in),
+        "beta": frobenius(d_agg) / frobenius(e_agg),
+        "token_alpha": jnp.nanmean(jnp.where(sink, jnp.nan, tok_alpha)),
+        "token_rho_mean": jnp.nanmean(kept, axis=(1, 2)),
+        "token_rho_median": jnp.nanmedian(kept.reshape(samples, -1), axis=1),
+        "sink_rho": jnp.nanmean(jnp.where(sink, tok_rho, jnp.nan), axis=(1, 2)),
+        "token_rho": tok_rho.mean(axis=0),
+    }
+    if linearised:
+        unit = scale_aggregate(g, h_in, 1.0)
+        jv = jax.vmap(lambda t: jax.jvp(f, (h_in,), (t,))[1])(unit)
+        out["beta_linear"] = frobenius(jv) / frobenius(unit)
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("config", "samples", "linearised", "layer_batch"))
+def _profile_arrays(config, blocks, hidden, key, eps, sink, *, samples, linearised, layer_batch):
+    positions = jnp.arange(hidden.shape[-2], dtype=jnp.int32)
+
+    def per_layer(xs):
+        p, h_in, h_out, layer = xs
+        g = directions(key, layer, samples, h_in.shape)
+        return layer_statistics(lambda x: block(config, p, x, positions), h_in, h_out, g, eps, sink,
+                                linearised=linearised)
+
+    num = hidden.shape[0] - 1
+    xs = (blocks, hidden[:-1], hidden[1:], jnp.arange(num))
+    return jax.lax.map(per_layer, xs, batch_size=layer_batch)
+
+
+def rho_profile(
+    config: ModelConfig,
+    params: dict,
+    hidden: jax.Array,
+    key: jax.Array,
+    *,
+    eps: float,
+    samples: int,
+    linearised: bool = True,
+    sink_positions: tuple[int, ...] = (0,),
+    layer_batch: int = 1,
+) -> RhoProfile:
+    """alpha_t, beta_t and rho_t of every layer for K Gaussian perturbations of relative size ``eps``.
+
+    ``hidden`` is the cached clean ``(L + 1, N, T, D)`` from ``forward(..., return_hidden=True)``;
+    sample ``k`` at layer ``t`` uses the direction of :func:`~rhojax.propagation.perturbations.directions`.
+    ``layer_batch`` layers are vmapped per step of the ``lax.map`` over layers (1: a scan).
+    """
+    sink = sink_mask(hidden.shape[-2], sink_positions)
+    arrays = _profile_arrays(
+        config, params["blocks"], hidden, key, eps, sink,
+        samples=samples, linearised=linearised, layer_batch=layer_batch,
+    )
+    a = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    return RhoProfile(
+        eps=float(eps),
+        alpha=a["alpha"],
+        beta=a["beta"],
+        rho=a["beta"] / a["alpha"][:, None],
+        beta_linear=a.get("beta_linear"),
+        token_alpha=a["token_alpha"],
+        token_rho_mean=a["token_rho_mean"],
+        token_rho_median=a["token_rho_median"],
+        sink_rho=a["sink_rho"],
+        token_rho=a["token_rho"],
+        sink=np.asarray(sink),
+    )

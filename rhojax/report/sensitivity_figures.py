@@ -1,0 +1,49 @@
+"""Figures of a sensitivity sweep (matplotlib, Agg backend, PNG)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def sensitivity_heatmap(ratios: np.ndarray, kinds: Sequence[str], title: str, path: str | Path) -> Path:
+    """Layer x kind heatmap of ``log10(ppl ratio)`` (rows: layers, columns: kinds)."""
+    values = np.log10(np.clip(ratios, 1e-12, None))
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(kinds), 1.5 + 0.22 * ratios.shape[0]))
+    image = ax.imshow(values, aspect="auto", cmap="magma_r", interpolation="nearest")
+    ax.set_xticks(range(len(kinds)), kinds)
+    ax.set_yticks(range(0, ratios.shape[0], max(1, ratios.shape[0] // 15)))
+    ax.set_xlabel("matrix kind")
+    ax.set_ylabel("layer")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, label="log10(ppl compressed / ppl dense)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def hierarchy_chart(medians: Mapping[str, Mapping[str, float]], title: str, path: str | Path) -> Path:
+    """Grouped bars of the median ``ratio - 1`` per kind (log scale), one group per label (method)."""
+    labels = list(medians)
+    kinds = list(next(iter(medians.values())))
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.8 / len(labels)
+    for i, label in enumerate(labels):
+        excess = [max(medians[label].get(k, np.nan) - 1.0, 1e-6) for k in kinds]
+        ax.bar(np.arange(len(kinds)) + i * width, excess, width, label=label)
+    ax.set_xticks(np.arange(len(kinds)) + width * (len(labels) - 1) / 2, kinds)
+    ax.set_yscale("log")
+    ax.set_ylabel("median over layers of (ppl ratio - 1)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,82 @@
+"""The prune-depth and allocate commands and the study runner, end to end on a tiny random llama saved as
+a Hugging Face folder (with SmolLM2's tokenizer, so the real corpus windows are used)."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rhojax.cli import app
+from rhojax.commands.depth import DepthCriterion, Settings, run_depth_study
+from rhojax.depth import remove_layers
+from rhojax.eval.perplexity import perplexity
+from rhojax.io.resolve import load_model, resolve_path
+from rhojax.io.save_hf import save_hf
+from rhojax.io.tokenizer import load_tokenizer
+from rhojax.models import ModelConfig, init_params
+from rhojax.report.jsonio import read_jsonl
+
+BUDGET = ["--calib-tokens", "128", "--tokens", "128", "--seq-len", "64", "--samples", "2", "--tasks", ""]
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    path, gguf_file = resolve_path("smollm2-135m")
+    tokenizer = load_tokenizer(path.parent, gguf_file)  # the tokenizer only: no need to dequantise the model
+    config = ModelConfig(
+        family="llama", vocab_size=len(tokenizer.backend), hidden_size=16, num_layers=4, num_heads=2,
+        num_kv_heads=1, head_dim=8, intermediate_size=32, norm_eps=1e-5, rope_theta=1e4, tie_embeddings=True,
+    )
+    folder = tmp_path_factory.mktemp("tiny")
+    save_hf(config, init_params(config, jax.random.PRNGKey(0), scale=0.3), folder, tokenizer=tokenizer)
+    return folder
+
+
+def test_prune_depth_writes_results_and_a_loadable_model(tmp_path, tiny_folder):
+    out = tmp_path / "pd"
+    result = CliRunner().invoke(app, ["prune-depth", str(tiny_folder), "--remove", "2", "--criterion", "blend",
+                                      "--lambda", "0.5", "--out", str(out), "--save-model", *BUDGET])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "prune_depth.json").read_text())
+    assert len(data["removed_layers"]) == 2 and data["remaining_layers"] == 2
+    saved = load_model(str(out / "model"))
+    original = load_model(str(tiny_folder))
+    config, params = remove_layers(original.config, original.params, data["removed_layers"])
+    assert saved.config.num_layers == 2
+    windows = np.asarray(json.loads("[[1, 5, 9, 13, 17, 21]]"), np.int32)
+    assert perplexity(saved.config, saved.params, windows).perplexity == pytest.approx(
+        perplexity(config, params, windows).perplexity, rel=1e-5)
+    assert data["pruned"]["perplexity"] > 0
+
+
+def test_prune_depth_rejects_blend_without_lambda(tmp_path, tiny_folder):
+    result = CliRunner().invoke(app, ["prune-depth", str(tiny_folder), "--remove", "1", "--criterion", "blend",
+                                      "--out", str(tmp_path), *BUDGET])
+    assert result.exit_code == 2 and "--lambda" in result.output
+
+
+def test_allocate_hits_the_target_sparsity(tmp_path, tiny_folder):
+    out = tmp_path / "alloc"
+    result = CliRunner().invoke(app, ["allocate", str(tiny_folder), "--sparsity", "0.6", "--method", "wanda",
+                                      "--schedule", "owl_absorption", "--out", str(out), *BUDGET])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "allocation.json").read_text())
+    assert np.mean(data["ratios"]) == pytest.approx(0.6, abs=1e-12)
+    assert data["realised_mean"] == pytest.approx(0.6, abs=0.02)
+
+
+def test_study_resumes_without_redoing_lines(tmp_path, tiny_folder):
+    model = load_model(str(tiny_folder))
+    settings = Settings(calib_tokens=128, eval_tokens=128, seq_len=64, samples=2, tasks="")
+    kwargs = dict(settings=settings, ks=(1, 2), criteria=(DepthCriterion("bi", 0.0),), sparsities=(0.5,),
+                  methods=("wanda",), schedules=("uniform", "depth"))
+    run_depth_study(model, tmp_path, **kwargs)
+    first = read_jsonl(tmp_path / "depth.jsonl") + read_jsonl(tmp_path / "allocation.jsonl")
+    run_depth_study(model, tmp_path, **kwargs)
+    assert read_jsonl(tmp_path / "depth.jsonl") + read_jsonl(tmp_path / "allocation.jsonl") == first
+    assert len(first) == 3 + 2
+    assert (tmp_path / "depth_perplexity.png").exists() and (tmp_path / "layer_scores.png").exists()
