@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+from rhojax.report.plotting import plt, save_png
 
 
 def layer_scores(path: Path, signals: dict, model: str) -> Path:
@@ -30,7 +21,7 @@ def layer_scores(path: Path, signals: dict, model: str) -> Path:
     bottom.plot(layers, signals["bi_without_bos"], "s--", label="BI, BOS excluded")
     bottom.set(xlabel="layer t", ylabel="1 - mean cos(h_t, h_t+1)", yscale="log")
     bottom.legend()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def perplexity_vs_removed(path: Path, rows: list[dict], model: str) -> Path:
@@ -43,7 +34,7 @@ def perplexity_vs_removed(path: Path, rows: list[dict], model: str) -> Path:
     ax.set(xlabel="layers removed", ylabel="perplexity (evaluation split)", yscale="log",
            title=f"{model}: physical layer removal")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def schedules(path: Path, rows: list[dict], model: str, sparsity: float, method: str) -> Path:
@@ -55,4 +46,4 @@ def schedules(path: Path, rows: list[dict], model: str, sparsity: float, method:
     ax.axhline(sparsity, color="grey", lw=0.5)
     ax.set(xlabel="layer", ylabel="sparsity", title=f"{model}: layer-wise sparsity at {sparsity:.0%} mean ({method})")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)

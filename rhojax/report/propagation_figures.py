@@ -5,18 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+from rhojax.report.plotting import plt, save_png
 
 
 def _band(ax, x, summary: dict, name: str, label: str, style: str) -> None:
@@ -47,7 +38,7 @@ def rho_alpha_beta(path: Path, s: dict) -> Path:
     bottom.axhline(1.0, color="grey", lw=0.6)
     bottom.set(yscale="log", xlabel="layer t", ylabel="growth")
     bottom.legend(fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def rho_sweep(path: Path, s: dict) -> Path:
@@ -61,7 +52,7 @@ def rho_sweep(path: Path, s: dict) -> Path:
         ax.set(yscale="log", xlabel="layer t", title=f"rho_t, {name}")
     left.set_ylabel("rho_t")
     right.legend(fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def lyapunov(path: Path, s: dict) -> Path:
@@ -73,7 +64,7 @@ def lyapunov(path: Path, s: dict) -> Path:
     ax.set(yscale="log", xlabel="layer t", ylabel="V_t",
            title=f"{s['model']}: Lyapunov function, injection at layer 0 (V_0 = {v['v0']:g})")
     ax.legend()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _scatter(ax, predicted, measured, corr: dict, label: str, marker: str) -> None:
@@ -102,7 +93,7 @@ def drift(path: Path, s: dict) -> Path:
     right.set(xscale="log", yscale="log", xlabel="predicted (||c_t|| / ||h_{t+1}||) * A_{t+1}",
               ylabel="measured drift", title="compressing one block alone (magnitude)")
     right.legend(fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def absorption(path: Path, s: dict) -> Path:
@@ -122,7 +113,7 @@ def absorption(path: Path, s: dict) -> Path:
     right.axhline(1.0, color="grey", lw=0.6)
     right.set(xscale="log", xlabel="relative perturbation eps", title="amplification -> absorption")
     right.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 FIGURES: dict[str, Callable[[Path, dict], Path]] = {

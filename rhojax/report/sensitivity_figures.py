@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from rhojax.report.plotting import plt, save_png
 
 
 def sensitivity_heatmap(ratios: np.ndarray, kinds: Sequence[str], title: str, path: str | Path) -> Path:
@@ -23,10 +21,7 @@ def sensitivity_heatmap(ratios: np.ndarray, kinds: Sequence[str], title: str, pa
     ax.set_ylabel("layer")
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, label="log10(ppl compressed / ppl dense)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path)
 
 
 def hierarchy_chart(medians: Mapping[str, Mapping[str, float]], title: str, path: str | Path) -> Path:
@@ -43,7 +38,4 @@ def hierarchy_chart(medians: Mapping[str, Mapping[str, float]], title: str, path
     ax.set_ylabel("median over layers of (ppl ratio - 1)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_png(fig, path)

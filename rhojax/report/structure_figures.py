@@ -4,17 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+from rhojax.report.plotting import plt, save_png
 
 
 def r2_through_depth(path: Path, single: list[dict], model: str) -> Path:
@@ -28,7 +18,7 @@ def r2_through_depth(path: Path, single: list[dict], model: str) -> Path:
     ax.set_ylim(min(-0.05, *(r["r2_update"] for r in single)), 1.02)
     ax.axhline(1.0, color="grey", lw=0.5)
     ax.legend()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def overlap_through_depth(path: Path, layers: list[dict], model: str) -> Path:
@@ -46,7 +36,7 @@ def overlap_through_depth(path: Path, layers: list[dict], model: str) -> Path:
     ax.plot(t, [r["chance_overlap"] for r in layers], color="grey", lw=1, label="chance overlap k / D")
     ax.set(xlabel="state h_t", ylabel="fraction", ylim=(0, 1.02), title=f"{model}: variance vs importance")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def easy_tokens_through_depth(path: Path, early: dict, model: str) -> Path:
@@ -58,7 +48,7 @@ def easy_tokens_through_depth(path: Path, early: dict, model: str) -> Path:
         ax.plot(values, ":", label=f"agree with confidence >= {tau}")
     ax.set(xlabel="state h_t", ylabel="share of tokens", ylim=(0, 1.02), title=f"{model}: easy tokens (logit lens)")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def replacement_perplexity(path: Path, records: list[dict], dense: float, model: str) -> Path:
@@ -73,7 +63,7 @@ def replacement_perplexity(path: Path, records: list[dict], dense: float, model:
     ax.set(xlabel="first replaced block t", ylabel="perplexity (log scale)", yscale="log",
            title=f"{model}: linear replacement")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def ablation_loss(path: Path, records: list[dict], model: str) -> Path:
@@ -85,7 +75,7 @@ def ablation_loss(path: Path, records: list[dict], model: str) -> Path:
     ax.set(xlabel="state h_t", ylabel="NLL increase per token (nats)", yscale="symlog",
            title=f"{model}: projecting out subspaces")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def exit_tradeoff(path: Path, early: dict, dense: float, model: str) -> Path:
@@ -101,4 +91,4 @@ def exit_tradeoff(path: Path, early: dict, dense: float, model: str) -> Path:
     ax.set(xlabel="share of block passes skipped", ylabel="perplexity (log scale)", yscale="log",
            title=f"{model}: early exit (labels: confidence threshold)")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
