@@ -197,6 +197,21 @@ def test_sparsegpt_exact_sparsity_nm_pattern_and_beats_magnitude():
     assert error(pruned) < error(magnitude_prune(jnp.asarray(w), 0.5))
 
 
+def test_sparsegpt_compiles_once_for_every_sparsity():
+    """Sparsity is traced: an allocation with 30 per-layer ratios must not compile 30 programs."""
+    from rhojax.compress.sparsegpt import _sparsegpt
+
+    w = jnp.asarray(gaussian(4, (32, 8)))
+    x = correlated_inputs(5, 100, 32)
+    h = jnp.asarray(x.T @ x)
+    sparsegpt_prune(w, h, 0.5, block_size=16)
+    compiled = _sparsegpt._cache_size()
+    for sparsity in (0.1, 0.37, 0.61, 0.9):
+        pruned = np.asarray(sparsegpt_prune(w, h, sparsity, block_size=16))
+        assert (pruned == 0).sum() == 2 * round(sparsity * 16 * 8)
+    assert _sparsegpt._cache_size() == compiled
+
+
 # ----------------------------------------------------------------------------- low rank
 
 

@@ -32,11 +32,15 @@ def check_nm(nm: tuple[int, int], fan_in: int) -> tuple[int, int]:
     return n, m
 
 
-def _keep_largest(scores: jax.Array, num_drop: int, axis: int) -> jax.Array:
-    """Keep all but the ``num_drop`` smallest scores along ``axis`` (exact count, ties by position)."""
+def keep_largest(scores: jax.Array, num_drop: int | jax.Array, axis: int) -> jax.Array:
+    """Keep all but the ``num_drop`` smallest scores along ``axis`` (exact count, ties by position).
+
+    ``num_drop`` may be traced: the mask compares each entry's rank with it, so one compiled
+    program serves every sparsity.
+    """
     order = jnp.argsort(scores, axis=axis, stable=True)
-    drop = jax.lax.slice_in_dim(order, 0, num_drop, axis=axis)
-    return jnp.put_along_axis(jnp.ones(scores.shape, bool), drop, False, axis=axis, inplace=False)
+    rank = jnp.argsort(order, axis=axis)
+    return rank >= num_drop
 
 
 def unstructured_mask(scores: jax.Array, sparsity: float, scope: Scope = "matrix") -> jax.Array:
@@ -44,9 +48,9 @@ def unstructured_mask(scores: jax.Array, sparsity: float, scope: Scope = "matrix
     check_sparsity(sparsity)
     if scope == "matrix":
         drop = round(sparsity * scores.size)
-        return _keep_largest(scores.reshape(-1), drop, axis=0).reshape(scores.shape)
+        return keep_largest(scores.reshape(-1), drop, axis=0).reshape(scores.shape)
     if scope == "row":
-        return _keep_largest(scores, round(sparsity * scores.shape[0]), axis=0)
+        return keep_largest(scores, round(sparsity * scores.shape[0]), axis=0)
     raise RhojaxError(f"pruning scope {scope!r} is not 'matrix' or 'row'")
 
 
@@ -55,7 +59,7 @@ def nm_mask(scores: jax.Array, nm: tuple[int, int]) -> jax.Array:
     fan_in, fan_out = scores.shape
     n, m = check_nm(nm, fan_in)
     grouped = scores.reshape(fan_in // m, m, fan_out)
-    return _keep_largest(grouped, m - n, axis=1).reshape(fan_in, fan_out)
+    return keep_largest(grouped, m - n, axis=1).reshape(fan_in, fan_out)
 
 
 def score_mask(

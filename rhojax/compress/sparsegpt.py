@@ -16,7 +16,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from rhojax.compress.masks import check_nm, check_sparsity, nm_mask, unstructured_mask
+from rhojax.compress.masks import check_nm, check_sparsity, keep_largest, nm_mask
 from rhojax.errors import RhojaxError
 
 
@@ -62,16 +62,20 @@ def _prune_block(wb: jax.Array, ub: jax.Array, mask: jax.Array, nm: tuple[int, i
     return jnp.where(mask, wb, 0.0), errors
 
 
-@functools.partial(jax.jit, static_argnames=("sparsity", "block_size", "damp", "nm"))
-def _sparsegpt(w, hessian, sparsity, block_size, damp, nm):
+def _block_bounds(fan_in: int, block_size: int) -> list[tuple[int, int]]:
+    return [(start, min(start + block_size, fan_in)) for start in range(0, fan_in, block_size)]
+
+
+@functools.partial(jax.jit, static_argnames=("block_size", "damp", "nm"))
+def _sparsegpt(w, hessian, drops, block_size, damp, nm):
+    """``drops[b]``: entries to prune in block ``b`` (traced, so every sparsity shares one program)."""
     u, dead = damped_inverse_cholesky(hessian, damp)
     wt = jnp.where(dead[None, :], 0.0, w.T.astype(jnp.float32))  # (out, in): inputs on axis 1
     fan_in = wt.shape[1]
-    for start in range(0, fan_in, block_size):
-        stop = min(start + block_size, fan_in)
+    for b, (start, stop) in enumerate(_block_bounds(fan_in, block_size)):
         wb, ub = wt[:, start:stop], u[start:stop, start:stop]
         if nm is None:
-            mask = unstructured_mask((wb**2 / jnp.diag(ub) ** 2).T, sparsity, "matrix").T
+            mask = keep_largest((wb**2 / jnp.diag(ub) ** 2).reshape(-1), drops[b], axis=0).reshape(wb.shape)
         else:
             mask = jnp.ones_like(wb, dtype=bool)
         pruned, errors = _prune_block(wb, ub, mask, nm)
@@ -108,5 +112,8 @@ def sparsegpt_prune(
         if sparsity is None:
             raise RhojaxError("give a sparsity or an N:M pattern")
         check_sparsity(sparsity)
-    return _sparsegpt(w, hessian, None if sparsity is None else float(sparsity), block_size, damp,
-                      None if nm is None else tuple(nm))
+    drops = None
+    if sparsity is not None:
+        bounds = _block_bounds(fan_in, block_size)
+        drops = jnp.asarray([round(sparsity * (stop - start) * w.shape[1]) for start, stop in bounds], jnp.int32)
+    return _sparsegpt(w, hessian, drops, block_size, damp, None if nm is None else tuple(nm))
