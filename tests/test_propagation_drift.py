@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from rhojax.compress.magnitude import magnitude_prune
+from rhojax.compress.model import compress_sites
 from rhojax.models import ModelConfig, block_params, forward, init_params, run_blocks
 from rhojax.models import block as rhojax_block
 from rhojax.propagation import (
     absorption,
     absorption_coefficients,
-    compress_blocks,
     compression_drift,
     compression_profile,
     correlation,
@@ -77,7 +77,7 @@ def test_injection_at_layer_zero_matches_perturbed_full_forward():
 
 def test_compression_drift_equals_compressing_one_block_in_a_real_forward():
     params, tokens, hidden = small_model()
-    compressed = compress_blocks(params, lambda w: magnitude_prune(w, 0.5))
+    compressed = compress_sites(params, lambda w, t, kind: magnitude_prune(w, 0.5), CONFIG.site_kinds)
     measured, _ = compression_drift(CONFIG, params, compressed, hidden)
     prof = compression_profile(CONFIG, params, compressed, hidden)
     for t in range(CONFIG.num_layers):
@@ -89,9 +89,9 @@ def test_compression_drift_equals_compressing_one_block_in_a_real_forward():
         np.testing.assert_allclose(prof.eps[t], err / np.linalg.norm(np.asarray(hidden[t])), rtol=1e-3)
 
 
-def test_compress_blocks_applies_the_operator_to_every_matrix():
+def test_compress_sites_applies_the_operator_to_every_matrix():
     params, _, _ = small_model()
-    compressed = compress_blocks(params, lambda w: magnitude_prune(w, 0.5))
+    compressed = compress_sites(params, lambda w, t, kind: magnitude_prune(w, 0.5), CONFIG.site_kinds)
     for kind in CONFIG.site_kinds:
         w, c = params["blocks"][kind]["w"], compressed["blocks"][kind]["w"]
         for t in range(CONFIG.num_layers):

@@ -21,6 +21,7 @@ import typer
 from rhojax.commands.basics import DTYPE, MODEL, TEXT
 from rhojax.commands.common import console, guarded, output_dir, progress_bar, run_metadata
 from rhojax.compress.magnitude import magnitude_prune
+from rhojax.compress.model import compress_sites
 from rhojax.data.windows import corpus_windows
 from rhojax.errors import RhojaxError
 from rhojax.io.resolve import Model, load_model
@@ -28,7 +29,6 @@ from rhojax.models.transformer import forward
 from rhojax.propagation import (
     DriftTracks,
     absorption_from_drift,
-    compress_blocks,
     compression_drift,
     compression_profile,
     correlation,
@@ -120,7 +120,7 @@ def run_profile(
     key = jax.random.key(seed)
     keys = {name: jax.random.fold_in(key, i) for i, name in enumerate(["profile", "jacobian", "compressed"])}
     _, hidden = forward(config, params, windows, return_hidden=True)
-    compressed = compress_blocks(params, lambda w: magnitude_prune(w, sparsity))
+    compressed = compress_sites(params, lambda w, t, kind: magnitude_prune(w, sparsity), config.site_kinds)
     _, hidden_c = forward(config, compressed, windows, return_hidden=True)
 
     stages = 2 + len(sweep_eps) + 2 * len(absorption_eps) + 4

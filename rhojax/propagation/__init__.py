@@ -8,7 +8,6 @@ from rhojax.propagation.absorption import (
 )
 from rhojax.propagation.compression import (
     CompressionProfile,
-    compress_blocks,
     compression_drift,
     compression_profile,
 )
@@ -27,7 +26,6 @@ __all__ = [
     "absorption",
     "absorption_coefficients",
     "absorption_from_drift",
-    "compress_blocks",
     "compression_drift",
     "compression_profile",
     "correlation",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -22,19 +22,6 @@ from rhojax.models.config import ModelConfig
 from rhojax.models.transformer import block, block_params
 from rhojax.propagation.drift import drift_tracks
 from rhojax.propagation.perturbations import frobenius, sink_mask, token_norms
-
-#: A compression operator on one ``(in, out)`` weight matrix, e.g. 50% magnitude pruning.
-Operator = Callable[[jax.Array], jax.Array]
-
-
-def compress_blocks(params: dict, operator: Operator, kinds: Iterable[str] | None = None) -> dict:
-    """A copy of ``params`` with ``operator`` applied to every block matrix of ``kinds`` (default: all)."""
-    blocks = dict(params["blocks"])
-    for kind in kinds if kinds is not None else [k for k in blocks if "w" in blocks[k]]:
-        w = blocks[kind]["w"]
-        stacked = jnp.stack([jnp.asarray(operator(w[layer]), w.dtype) for layer in range(w.shape[0])])
-        blocks[kind] = {**blocks[kind], "w": stacked}
-    return {**params, "blocks": blocks}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,9 +6,8 @@ models the way their perplexity ratio under uniform compression does.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
 from rhojax.compress import CalibrationStats, compress_matrix
+from rhojax.compress.model import compress_sites
 from rhojax.models.config import ModelConfig
 from rhojax.sensitivity.sweep import rotation_key
 
@@ -23,13 +22,9 @@ def compress_all(
     seed: int = 0,
 ) -> dict:
     """Params with every ``(layer, kind)`` matrix compressed independently (one-shot, dense inputs)."""
-    blocks = dict(params["blocks"])
-    for kind in config.site_kinds:
-        stacked = params["blocks"][kind]["w"]
-        compressed = [
-            compress_matrix(method, stacked[t], level, None if calibration is None else calibration.site(t, kind),
-                            rotation_key(seed, t, kind))
-            for t in range(config.num_layers)
-        ]
-        blocks[kind] = {**params["blocks"][kind], "w": jnp.stack(compressed)}
-    return {**params, "blocks": blocks}
+
+    def operator(w, t: int, kind: str):
+        stats = None if calibration is None else calibration.site(t, kind)
+        return compress_matrix(method, w, level, stats, rotation_key(seed, t, kind))
+
+    return compress_sites(params, operator, config.site_kinds)
