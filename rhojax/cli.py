@@ -9,6 +9,7 @@ from rhojax.commands.basics import info, ppl
 from rhojax.commands.bounds import bounds
 from rhojax.commands.depth import allocate, prune_depth
 from rhojax.commands.eval import eval_tasks
+from rhojax.commands.fragility import fragility
 from rhojax.commands.profile import profile
 from rhojax.commands.structure import structure
 from rhojax.commands.sweep import sweep
@@ -29,6 +30,7 @@ app.command()(analyze)
 app.command()(profile)
 app.command()(structure)
 app.command()(sweep)
+app.command()(fragility)
 app.command("eval")(eval_tasks)
 app.command()(bounds)
 

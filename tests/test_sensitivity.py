@@ -225,3 +225,61 @@ def test_sweep_analysis_writes_summary_and_figures(smollm2, tmp_path):
                  "hierarchy.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert len((tmp_path / "sweep.jsonl").read_text().splitlines()) == 4
+
+
+def test_uniform_ratio_is_the_all_sites_perplexity_ratio(model):
+    from rhojax.sensitivity.uniform import uniform_ratio
+
+    params, windows, calib = model
+
+    def nll(p):  # plain log-softmax over a full forward, no rhojax perplexity code
+        logits = np.asarray(forward(CONFIG, p, jnp.asarray(windows)), np.float64)
+        logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+            - logits.max(-1, keepdims=True)
+        return -np.take_along_axis(logp[:, :-1], windows[:, 1:, None], axis=-1).mean()
+
+    compressed = compress_all(CONFIG, params, "wanda", 0.6, calibration=calib)
+    got = uniform_ratio(CONFIG, params, windows, "wanda", 0.6, calibration=calib, batch_size=2)
+    np.testing.assert_allclose(got, math.exp(nll(compressed) - nll(params)), rtol=1e-4)
+
+
+def test_summary_measures_the_yardstick_only_for_complete_maps(tmp_path):
+    from rhojax.commands.sweep import summarize
+
+    rng = np.random.default_rng(1)
+    records = [{"layer": t, "kind": k, "method": m, "level": 0.5, "ppl_ratio": 1 + rng.random()}
+               for t, k in CONFIG.sites for m in ("magnitude", "wanda")
+               if m == "magnitude" or t == 0]  # wanda covers layer 0 only
+    calls = []
+    summary = summarize(records, CONFIG.num_layers, CONFIG.site_kinds, tmp_path, "tiny",
+                        uniform=lambda method, level: calls.append((method, level)) or 7.0)
+    assert calls == [("magnitude", 0.5)]
+    assert summary["magnitude@0.5"]["uniform_ratio"] == 7.0 and summary["magnitude@0.5"]["cfi"] is not None
+    assert summary["wanda@0.5"]["uniform_ratio"] is None and summary["wanda@0.5"]["cfi"] is None
+
+
+def test_fragility_command_reports_kendall_tau_over_maps(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from rhojax.cli import app
+
+    maps = {"a": {"magnitude@0.5": (0.10, 30.0), "wanda@0.5": (0.01, 2.0)},
+            "b": {"magnitude@0.5": (0.05, 40.0), "wanda@0.5": (0.02, 1.5), "wanda@0.7": (0.3, None)}}
+    for name, entries in maps.items():
+        (tmp_path / name).mkdir()
+        summary = {"model": name, "maps": {label: {"cfi": c, "uniform_ratio": u} for label, (c, u) in entries.items()}}
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+    result = CliRunner().invoke(app, ["fragility", str(tmp_path / "a"), str(tmp_path / "b"), "--out",
+                                      str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "out" / "fragility.json").read_text())
+    assert written["maps"] == 4  # the map without a yardstick is left out
+    cfi, ratio = [0.10, 0.01, 0.05, 0.02], [30.0, 2.0, 40.0, 1.5]
+    # 6 pairs; discordant: (a/magnitude, b/magnitude) and (a/wanda, b/wanda) -> tau = (4 - 2) / 6
+    assert written["kendall_tau"] == pytest.approx(2 / 6)
+    assert kendall_tau(cfi, ratio) == pytest.approx(2 / 6)
+    assert (tmp_path / "out" / "fragility.png").stat().st_size > 0
+    missing = CliRunner().invoke(app, ["fragility", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")])
+    assert missing.exit_code == 2 and "summary.json does not exist" in missing.output

@@ -25,12 +25,23 @@ from rhojax.sensitivity.summary import (
     spread,
 )
 from rhojax.sensitivity.sweep import run_sweep
+from rhojax.sensitivity.uniform import uniform_ratio
 
 RESULTS = "sweep.jsonl"
 
 
-def summarize(records: list[dict], num_layers: int, kinds: Sequence[str], out: Path, model_name: str) -> dict:
-    """Hierarchy, spread and CFI per (method, level); writes one heatmap per pair and a hierarchy chart."""
+def summarize(
+    records: list[dict],
+    num_layers: int,
+    kinds: Sequence[str],
+    out: Path,
+    model_name: str,
+    uniform: Callable[[str, float], float] | None = None,
+) -> dict:
+    """Hierarchy, spread and CFI per (method, level); writes one heatmap per pair and a hierarchy chart.
+
+    For a complete map, ``uniform(method, level)`` (when given) measures the CFI's yardstick: the
+    perplexity ratio with every site compressed at once."""
     summary: dict = {}
     medians: dict[str, dict[str, float]] = {}
     for method, level in sorted({(r["method"], float(r["level"])) for r in records}):
@@ -45,6 +56,7 @@ def summarize(records: list[dict], num_layers: int, kinds: Sequence[str], out: P
             "spread": s.spread, "max_ratio": s.max_ratio, "max_site": s.max_site,
             "min_ratio": s.min_ratio, "min_site": s.min_site,
             "cfi": compression_fragility_index(chosen) if complete else None,
+            "uniform_ratio": uniform(method, level) if complete and uniform is not None else None,
         }
         medians[label] = {k: v for k, v in order}
         grid = ratio_map(chosen, num_layers, kinds)
@@ -106,7 +118,9 @@ def sweep_analysis(
         "eval_windows": len(eval_windows), "scored_tokens": int(eval_windows.shape[0] * (seq_len - 1)),
         "dense_ppl": records[0]["dense_ppl"] if records else None, "configurations": len(grid),
         "seconds_this_run": elapsed,
-        "maps": summarize(records, config.num_layers, used_kinds, out, model.spec),
+        "maps": summarize(records, config.num_layers, used_kinds, out, model.spec, uniform=lambda method, level:
+                          uniform_ratio(config, model.params, eval_windows, method, level, calibration=calibration,
+                                        seed=seed, batch_size=window_batch)),
     }
     write_json(out / "summary.json", summary)
     return summary
@@ -157,7 +171,7 @@ def sweep(
     console.print(f"dense perplexity {summary['dense_ppl']:.4f} on {summary['scored_tokens']} scored tokens")
     for label, m in summary["maps"].items():
         order = " > ".join(h["kind"] for h in m["hierarchy"])
-        cfi = "" if m["cfi"] is None else f", CFI {m['cfi']:.4f}"
+        cfi = "" if m["cfi"] is None else f", CFI {m['cfi']:.4f} (all sites at once: ppl x{m['uniform_ratio']:.3g})"
         console.print(f"{label}: hierarchy {order}; spread {m['spread']:.3g}x{cfi}")
     if compare is not None:
         other = read_jsonl(Path(compare) / RESULTS)

@@ -39,3 +39,17 @@ def hierarchy_chart(medians: Mapping[str, Mapping[str, float]], title: str, path
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     return save_png(fig, path)
+
+
+def fragility_scatter(points: Sequence[Mapping], title: str, path: str | Path) -> Path:
+    """CFI (x) against the uniform-compression perplexity ratio (y, log scale), one labelled point per map."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for p in points:
+        ax.scatter(p["cfi"], p["uniform_ratio"])
+        ax.annotate(f"{p['model']}\n{p['map']}", (p["cfi"], p["uniform_ratio"]), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xlabel("CFI: mean log10 ppl ratio, one matrix at a time")
+    ax.set_ylabel("ppl ratio, every matrix compressed")
+    ax.set_title(title, fontsize=9)
+    return save_png(fig, path)

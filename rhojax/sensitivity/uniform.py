@@ -6,8 +6,11 @@ models the way their perplexity ratio under uniform compression does.
 
 from __future__ import annotations
 
+import numpy as np
+
 from rhojax.compress import CalibrationStats, compress_matrix
 from rhojax.compress.model import compress_sites
+from rhojax.eval.perplexity import perplexity
 from rhojax.models.config import ModelConfig
 from rhojax.sensitivity.sweep import rotation_key
 
@@ -28,3 +31,20 @@ def compress_all(
         return compress_matrix(method, w, level, stats, rotation_key(seed, t, kind))
 
     return compress_sites(params, operator, config.site_kinds)
+
+
+def uniform_ratio(
+    config: ModelConfig,
+    params: dict,
+    windows: np.ndarray,
+    method: str,
+    level: float,
+    *,
+    calibration: CalibrationStats | None = None,
+    seed: int = 0,
+    batch_size: int = 4,
+) -> float:
+    """``ppl(every site compressed) / ppl(dense)`` on ``windows`` (the evaluation split): the yardstick."""
+    compressed = compress_all(config, params, method, level, calibration=calibration, seed=seed)
+    dense = perplexity(config, params, windows, batch_size=batch_size).perplexity
+    return perplexity(config, compressed, windows, batch_size=batch_size).perplexity / dense
