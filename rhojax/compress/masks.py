@@ -35,12 +35,15 @@ def check_nm(nm: tuple[int, int], fan_in: int) -> tuple[int, int]:
 def keep_largest(scores: jax.Array, num_drop: int | jax.Array, axis: int) -> jax.Array:
     """Keep all but the ``num_drop`` smallest scores along ``axis`` (exact count, ties by position).
 
-    ``num_drop`` may be traced: the mask compares each entry's rank with it, so one compiled
-    program serves every sparsity.
+    ``num_drop`` may be traced: position ``i`` of the sorted order is kept iff ``i >= num_drop``, so
+    one compiled program serves every sparsity.
     """
     order = jnp.argsort(scores, axis=axis, stable=True)
-    rank = jnp.argsort(order, axis=axis)
-    return rank >= num_drop
+    shape = [1] * scores.ndim
+    shape[axis] = scores.shape[axis]
+    kept = (jnp.arange(scores.shape[axis]) >= num_drop).reshape(shape)
+    return jnp.put_along_axis(jnp.zeros(scores.shape, bool), order, jnp.broadcast_to(kept, scores.shape), axis=axis,
+                              inplace=False)
 
 
 def unstructured_mask(scores: jax.Array, sparsity: float, scope: Scope = "matrix") -> jax.Array:
