@@ -80,3 +80,18 @@ def test_study_resumes_without_redoing_lines(tmp_path, tiny_folder):
     assert read_jsonl(tmp_path / "depth.jsonl") + read_jsonl(tmp_path / "allocation.jsonl") == first
     assert len(first) == 3 + 2
     assert (tmp_path / "depth_perplexity.png").exists() and (tmp_path / "layer_scores.png").exists()
+
+
+def test_study_adds_tasks_to_rows_run_without_them(tmp_path, tiny_folder):
+    model = load_model(str(tiny_folder))
+    settings = Settings(calib_tokens=128, eval_tokens=128, seq_len=64, samples=2, tasks="arc_easy", task_limit=4)
+    kwargs = dict(settings=settings, ks=(1, 2), criteria=(DepthCriterion("bi", 0.0),), methods=())
+    run_depth_study(model, tmp_path, task_ks=(), **kwargs)
+    before = {r["k"]: r for r in read_jsonl(tmp_path / "depth.jsonl")}
+    assert "mean_acc" in before[0] and "mean_acc" not in before[1]
+    run_depth_study(model, tmp_path, task_ks=(1,), **kwargs)
+    after = {r["k"]: r for r in read_jsonl(tmp_path / "depth.jsonl")}
+    assert len(read_jsonl(tmp_path / "depth.jsonl")) == 3  # rewritten in place, not appended
+    assert after[1]["tasks"]["arc_easy"]["items"] == 4 and "mean_acc" not in after[2]
+    assert after[1]["removed_layers"] == before[1]["removed_layers"]
+    assert after[1]["perplexity"] == pytest.approx(before[1]["perplexity"], rel=1e-6)

@@ -49,7 +49,7 @@ from rhojax.eval.tasks import evaluate
 from rhojax.io.resolve import Model, load_model
 from rhojax.io.save_hf import save_hf
 from rhojax.report import depth_figures as figures
-from rhojax.report.jsonio import append_jsonl, read_jsonl, write_json
+from rhojax.report.jsonio import append_jsonl, read_jsonl, write_json, write_jsonl
 
 CRITERIA: dict[str, float | None] = {"rho": 1.0, "bi": 0.0, "blend": None}
 #: Dense per-layer signals and the measurement that produces each (one measurement fills its whole group).
@@ -336,6 +336,25 @@ STUDY_CRITERIA: tuple[DepthCriterion, ...] = (
 )
 
 
+def latest_depth_rows(path: Path) -> list[dict]:
+    """``depth.jsonl`` with one row per ``(criterion, k)``: the last one written (a re-run may supersede)."""
+    return list({(r["criterion"], r["k"]): r for r in read_jsonl(path)}.values())
+
+
+def _add_missing_tasks(study: Study, path: Path, criteria: set[str], task_ks: tuple[int, ...]) -> None:
+    """Score the zero-shot tasks for rows of ``criteria`` at ``k`` in ``task_ks`` that were run without them
+    (the file is rewritten atomically after each row, so an interruption loses at most one evaluation)."""
+    if not study.settings.tasks:
+        return
+    rows = latest_depth_rows(path)
+    for i, r in enumerate(rows):
+        if r["criterion"] in criteria and r["k"] in task_ks and "mean_acc" not in r:
+            config, params = remove_layers(study.model.config, study.model.params, r["removed_layers"])
+            rows[i] = {**r, **study.evaluate(config, params)}
+            write_jsonl(path, rows)
+            console.print(f"depth {r['criterion']} k={r['k']}: tasks added")
+
+
 def run_depth_study(
     model: Model,
     out: Path,
@@ -351,7 +370,8 @@ def run_depth_study(
 ) -> Path:
     """The depth-pruning and allocation tables of one model, into ``out`` (resumable).
 
-    Zero-shot tasks are scored for the dense model, for ``k`` in ``task_ks`` and, with
+    Zero-shot tasks are scored for the dense model, for ``k`` in ``task_ks`` (rows from an earlier run
+    without them get them added) and, with
     ``allocation_tasks``, for every allocation (perplexity everywhere). Writes ``signals.json`` (dense
     per-layer scores), ``depth.jsonl`` (one line per criterion and k) and ``allocation.jsonl`` (one line
     per sparsity, method and schedule); lines already present are skipped.
@@ -382,6 +402,7 @@ def run_depth_study(
                                       **dataclasses.asdict(c),
                                       **study.evaluate(config, params, tasks=k in task_ks)})
             console.print(f"depth {c.name} k={k}: removed {order[:k]}")
+    _add_missing_tasks(study, depth_path, {c.name for c in criteria}, task_ks)
     done = {(r["sparsity"], r["method"], r["schedule"]) for r in read_jsonl(alloc_path)}
     for method in methods:
         for sparsity in sparsities:
@@ -398,7 +419,7 @@ def draw_study(out: Path, name: str) -> list[Path]:
     """The study's PNG figures from its result files."""
     signals = json.loads((out / "signals.json").read_text())
     paths = [figures.layer_scores(out / "layer_scores.png", signals, name)]
-    depth_rows = read_jsonl(out / "depth.jsonl")
+    depth_rows = latest_depth_rows(out / "depth.jsonl")
     if len(depth_rows) > 1:
         paths.append(figures.perplexity_vs_removed(out / "depth_perplexity.png", depth_rows, name))
     alloc_rows = read_jsonl(out / "allocation.jsonl")

@@ -39,6 +39,19 @@ def write_json(path: str | Path, data) -> Path:
     return path
 
 
+def write_jsonl(path: str | Path, records: list[dict]) -> Path:
+    """Replace a JSON-lines file with ``records`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.writelines(json.dumps(_plain(r), sort_keys=True) + "\n" for r in records)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
 def append_jsonl(path: str | Path, record: dict) -> None:
     """Append one record as a line and fsync, so a killed run loses at most the line in flight."""
     path = Path(path)

@@ -21,7 +21,6 @@ import dataclasses
 import functools
 import json
 import math
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from rhojax.errors import RhojaxError
 from rhojax.eval.perplexity import final_state_nll, token_nll
 from rhojax.models.config import SITE_KINDS, ModelConfig
 from rhojax.models.transformer import block, block_params, default_positions, forward, unembed
-from rhojax.report.jsonio import append_jsonl, read_jsonl, write_json
+from rhojax.report.jsonio import append_jsonl, read_jsonl, write_json, write_jsonl
 from rhojax.sensitivity.grid import Configuration
 
 
@@ -136,10 +135,7 @@ def open_results(path: Path, settings: dict) -> dict[tuple, dict]:
         write_json(settings_path, settings)
     records = read_jsonl(path)
     if path.exists():
-        lines = [json.dumps(r, sort_keys=True) + "\n" for r in records]
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(lines))
-        os.replace(tmp, path)
+        write_jsonl(path, records)
     return {Configuration(r["layer"], r["kind"], r["method"], r["level"]).key: r for r in records}
 
 
