@@ -59,10 +59,11 @@ def test_prune_depth_rejects_blend_without_lambda(tmp_path, tiny_folder):
     assert result.exit_code == 2 and "--lambda" in result.output
 
 
-def test_allocate_hits_the_target_sparsity(tmp_path, tiny_folder):
+@pytest.mark.parametrize("schedule", ["owl_absorption", "alpha_absorption_tokenwise"])
+def test_allocate_hits_the_target_sparsity(tmp_path, tiny_folder, schedule):
     out = tmp_path / "alloc"
     result = CliRunner().invoke(app, ["allocate", str(tiny_folder), "--sparsity", "0.6", "--method", "wanda",
-                                      "--schedule", "owl_absorption", "--out", str(out), *BUDGET])
+                                      "--schedule", schedule, "--out", str(out), *BUDGET])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "allocation.json").read_text())
     assert np.mean(data["ratios"]) == pytest.approx(0.6, abs=1e-12)

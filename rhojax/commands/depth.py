@@ -48,6 +48,7 @@ from rhojax.eval.perplexity import perplexity
 from rhojax.eval.tasks import evaluate
 from rhojax.io.resolve import Model, load_model
 from rhojax.io.save_hf import save_hf
+from rhojax.propagation.absorption import clipped_log
 from rhojax.report import depth_figures as figures
 from rhojax.report.jsonio import append_jsonl, read_jsonl, write_json, write_jsonl
 
@@ -57,7 +58,8 @@ SIGNAL_GROUPS: dict[str, str] = {
     "rho_aggregate": "rho", "rho_tokenwise": "rho", "bi": "bi", "bi_without_bos": "bi",
     "outlier_ratio": "outliers", "alpha": "alpha", "absorption_u": "absorption", "absorption_token_r": "absorption",
 }
-SCHEDULES: tuple[str, ...] = ("uniform", "depth", "owl", "alpha", "rho", "owl_absorption", "alpha_absorption")
+SCHEDULES: tuple[str, ...] = ("uniform", "depth", "owl", "alpha", "rho", "owl_absorption", "alpha_absorption",
+                              "owl_absorption_tokenwise", "alpha_absorption_tokenwise")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +156,7 @@ class Study:
     def schedule(self, name: str, sparsity: float) -> np.ndarray:
         num = self.model.config.num_layers
         sig = self.signal
+        token_u = lambda: clipped_log(sig("absorption_token_r"))  # noqa: E731
         schedules = {
             "uniform": lambda: uniform(num, sparsity),
             "depth": lambda: depth_increasing_sparsity(num, sparsity),
@@ -164,6 +167,10 @@ class Study:
                                                            sparsity, OWL_LAMBDA),
             "alpha_absorption": lambda: absorption_corrected(alpha_pruning(sig("alpha"), sparsity),
                                                              sig("absorption_u"), sparsity, ALPHA_EPS),
+            "owl_absorption_tokenwise": lambda: absorption_corrected(owl(sig("outlier_ratio"), sparsity), token_u(),
+                                                                     sparsity, OWL_LAMBDA),
+            "alpha_absorption_tokenwise": lambda: absorption_corrected(alpha_pruning(sig("alpha"), sparsity),
+                                                                       token_u(), sparsity, ALPHA_EPS),
         }
         if name not in schedules:
             raise RhojaxError(f"--schedule {name!r}: choose one of {', '.join(SCHEDULES)}")

@@ -22,12 +22,17 @@ from rhojax.propagation.drift import DriftTracks, injection_drift
 U_CLIP = math.log(3.0)
 
 
+def clipped_log(r: np.ndarray) -> np.ndarray:
+    """``u = clip(log r, -log 3, log 3)``."""
+    return np.clip(np.log(r), -U_CLIP, U_CLIP)
+
+
 def absorption_coefficients(tracks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``r_l = mean_k R_L / R_l`` and ``u_l = clip(log r_l, -log 3, log 3)`` from tracks (L, K, L + 1)."""
     layers = np.arange(tracks.shape[0])
     start = tracks[layers, :, layers]  # (L, K): R_l of the injection at l
     r = (tracks[:, :, -1] / start).mean(axis=1)
-    return r, np.clip(np.log(r), -U_CLIP, U_CLIP)
+    return r, clipped_log(r)
 
 
 @dataclasses.dataclass(frozen=True)
