@@ -49,6 +49,7 @@ def fragility_scatter(points: Sequence[Mapping], title: str, path: str | Path) -
         ax.annotate(f"{p['model']}\n{p['map']}", (p["cfi"], p["uniform_ratio"]), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_yscale("log")
+    ax.margins(x=0.3, y=0.2)  # room for the labels
     ax.set_xlabel("CFI: mean log10 ppl ratio, one matrix at a time")
     ax.set_ylabel("ppl ratio, every matrix compressed")
     ax.set_title(title, fontsize=9)
