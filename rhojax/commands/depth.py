@@ -372,7 +372,7 @@ def run_depth_study(
     sparsities: tuple[float, ...] = (0.7, 0.5),
     methods: tuple[str, ...] = ("wanda", "sparsegpt"),
     schedules: tuple[str, ...] = SCHEDULES,
-    task_ks: tuple[int, ...] = (8,),
+    task_ks: tuple[int, ...] = (2, 4, 6, 8),
     allocation_tasks: bool = False,
 ) -> Path:
     """The depth-pruning and allocation tables of one model, into ``out`` (resumable).
