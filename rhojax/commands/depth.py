@@ -378,8 +378,8 @@ def run_depth_study(
     """The depth-pruning and allocation tables of one model, into ``out`` (resumable).
 
     Zero-shot tasks are scored for the dense model, for ``k`` in ``task_ks`` (rows from an earlier run
-    without them get them added) and, with
-    ``allocation_tasks``, for every allocation (perplexity everywhere). Writes ``signals.json`` (dense
+    without them get them added) and, with ``allocation_tasks``, for every allocation (perplexity
+    everywhere). Writes ``signals.json`` (dense
     per-layer scores), ``depth.jsonl`` (one line per criterion and k) and ``allocation.jsonl`` (one line
     per sparsity, method and schedule); lines already present are skipped.
     """
