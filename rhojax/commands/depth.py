@@ -379,9 +379,9 @@ def run_depth_study(
 
     Zero-shot tasks are scored for the dense model, for ``k`` in ``task_ks`` (rows from an earlier run
     without them get them added) and, with ``allocation_tasks``, for every allocation (perplexity
-    everywhere). Writes ``signals.json`` (dense
-    per-layer scores), ``depth.jsonl`` (one line per criterion and k) and ``allocation.jsonl`` (one line
-    per sparsity, method and schedule); lines already present are skipped.
+    everywhere). Writes ``signals.json`` (dense per-layer scores), ``depth.jsonl`` (one line per
+    criterion and k) and ``allocation.jsonl`` (one line per sparsity, method and schedule); lines
+    already present are skipped.
     """
     out = output_dir(out)
     saved = out / "signals.json"
