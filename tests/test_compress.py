@@ -197,6 +197,21 @@ def test_sparsegpt_exact_sparsity_nm_pattern_and_beats_magnitude():
     assert error(pruned) < error(magnitude_prune(jnp.asarray(w), 0.5))
 
 
+@FAST
+@given(shape=st.tuples(st.integers(1, 6), st.integers(1, 9)), axis=st.integers(0, 1), data=st.data())
+def test_keep_largest_with_a_traced_count_drops_exactly_the_smallest(shape, axis, data):
+    from rhojax.compress.masks import keep_largest
+
+    scores = np.asarray(data.draw(st.lists(st.integers(-3, 3), min_size=shape[0] * shape[1],
+                                           max_size=shape[0] * shape[1])), np.float32).reshape(shape)  # ties
+    num_drop = data.draw(st.integers(0, shape[axis]))
+    traced = np.asarray(jax.jit(keep_largest, static_argnames="axis")(jnp.asarray(scores), num_drop, axis=axis))
+    order = np.argsort(scores, axis=axis, kind="stable")  # plain NumPy: drop the first num_drop of the order
+    expected = np.ones(shape, bool)
+    np.put_along_axis(expected, np.take(order, range(num_drop), axis=axis), False, axis=axis)
+    np.testing.assert_array_equal(traced, expected)
+
+
 def test_sparsegpt_compiles_once_for_every_sparsity():
     """Sparsity is traced: an allocation with 30 per-layer ratios must not compile 30 programs."""
     from rhojax.compress.sparsegpt import _sparsegpt
