@@ -69,15 +69,15 @@ def torch_sweep(model, config, params, windows, configurations) -> list[tuple[fl
 
     def run():
         with torch.no_grad():
-            out = model(ids, output_hidden_states=True)
-            logp = torch.log_softmax(out.logits[:, :-1].double(), dim=-1)
+            logits = model(ids).logits
+            logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
             nll = -logp.gather(-1, ids[:, 1:, None])[..., 0].sum(-1)
-        # hidden_states[-1] is normed in transformers; take the last block's raw output via a hook instead
         return perplexity_from_nll(nll.numpy(), ids.shape[1]).perplexity, captured["h"]
 
+    # h_L is the last block's raw output (transformers' last hidden state is normed): take it with a hook
     captured = {}
-    last = model.model.layers[-1]
-    last.register_forward_hook(lambda module, args, out: captured.update(h=(out[0] if isinstance(out, tuple) else out)))
+    hook = model.model.layers[-1].register_forward_hook(
+        lambda module, args, out: captured.update(h=out[0] if isinstance(out, tuple) else out))
     dense_ppl, h_dense = run()
     out = []
     for c in configurations:
@@ -90,6 +90,7 @@ def torch_sweep(model, config, params, windows, configurations) -> list[tuple[fl
         ppl, h = run()
         linear.weight.data = original
         out.append((ppl / dense_ppl, float(torch.linalg.norm(h - h_dense) / torch.linalg.norm(h_dense))))
+    hook.remove()
     return out
 
 
