@@ -241,6 +241,9 @@ def test_uniform_ratio_is_the_all_sites_perplexity_ratio(model):
     compressed = compress_all(CONFIG, params, "wanda", 0.6, calibration=calib)
     got = uniform_ratio(CONFIG, params, windows, "wanda", 0.6, calibration=calib, batch_size=2)
     np.testing.assert_allclose(got, math.exp(nll(compressed) - nll(params)), rtol=1e-4)
+    dense = perplexity(CONFIG, params, windows, batch_size=2).perplexity  # as a sweep's dense reference gives it
+    given_dense = uniform_ratio(CONFIG, params, windows, "wanda", 0.6, calibration=calib, batch_size=2, dense_ppl=dense)
+    np.testing.assert_allclose(given_dense, got, rtol=1e-12)
 
 
 def test_summary_measures_the_yardstick_only_for_complete_maps(tmp_path):

@@ -120,7 +120,7 @@ def sweep_analysis(
         "seconds_this_run": elapsed,
         "maps": summarize(records, config.num_layers, used_kinds, out, model.spec, uniform=lambda method, level:
                           uniform_ratio(config, model.params, eval_windows, method, level, calibration=calibration,
-                                        seed=seed, batch_size=window_batch)),
+                                        seed=seed, batch_size=window_batch, dense_ppl=records[0]["dense_ppl"])),
     }
     write_json(out / "summary.json", summary)
     return summary

@@ -43,8 +43,14 @@ def uniform_ratio(
     calibration: CalibrationStats | None = None,
     seed: int = 0,
     batch_size: int = 4,
+    dense_ppl: float | None = None,
 ) -> float:
-    """``ppl(every site compressed) / ppl(dense)`` on ``windows`` (the evaluation split): the yardstick."""
+    """``ppl(every site compressed) / ppl(dense)`` on ``windows`` (the evaluation split): the yardstick.
+
+    ``dense_ppl`` is the dense perplexity on the same windows when the caller already has it (a sweep's
+    dense reference); otherwise it is measured here.
+    """
     compressed = compress_all(config, params, method, level, calibration=calibration, seed=seed)
-    dense = perplexity(config, params, windows, batch_size=batch_size).perplexity
-    return perplexity(config, compressed, windows, batch_size=batch_size).perplexity / dense
+    if dense_ppl is None:
+        dense_ppl = perplexity(config, params, windows, batch_size=batch_size).perplexity
+    return perplexity(config, compressed, windows, batch_size=batch_size).perplexity / dense_ppl
