@@ -4,7 +4,11 @@ A spec is one of:
 
 - a packaged model name (see :data:`PACKAGED_MODELS`), e.g. ``smollm2-135m``;
 - a local Hugging Face folder (``config.json`` + safetensors + tokenizer files);
-- a path to a ``.gguf`` file (the tokenizer is read from the file itself).
+- a path to a ``.gguf`` file (the tokenizer is read from the file itself);
+- a rhojax checkpoint folder (orbax, see :mod:`rhojax.io.checkpoint`), e.g. a saved healed model.
+
+GGUF files and Hugging Face folders are converted once and then restored from the params cache
+(:func:`rhojax.io.checkpoint.cached_load`).
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 
 from rhojax.assets import asset_file
 from rhojax.errors import LoadError
+from rhojax.io.checkpoint import cache_root, cached_load, is_checkpoint, load_checkpoint
 from rhojax.io.gguf_file import load_gguf
 from rhojax.io.hf import load_hf_folder
 from rhojax.io.tokenizer import Tokenizer, load_tokenizer
@@ -49,9 +55,8 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
 }
 
 
-def cache_dir() -> Path:
-    """Where derived files (concatenated GGUFs) live: $RHOJAX_CACHE or ~/.cache/rhojax."""
-    return Path(os.environ.get("RHOJAX_CACHE", Path.home() / ".cache" / "rhojax"))
+#: Where derived files (concatenated GGUFs, converted params) live: $RHOJAX_CACHE or ~/.cache/rhojax.
+cache_dir = cache_root
 
 
 def packaged_file(packaged: PackagedModel) -> Path:
@@ -108,15 +113,22 @@ def resolve_path(spec: str) -> tuple[Path, str | None]:
     return path, None
 
 
-def load_model(spec: str, *, dtype: str = "float32") -> Model:
-    """Load ``spec`` (packaged name, HF folder or ``.gguf`` path) in ``dtype`` (float32 or bfloat16)."""
+def load_model(spec: str, *, dtype: str = "float32", cache: bool = True) -> Model:
+    """Load ``spec`` (packaged name, HF folder, ``.gguf`` path or rhojax checkpoint) in ``dtype``
+    (float32 or bfloat16); with ``cache``, a GGUF or HF conversion is restored from the params cache."""
     if dtype not in DTYPES:
-        raise LoadError(f"--dtype {dtype!r} is not supported; choose one of {', '.join(DTYPES)}")
+        raise LoadError(f"dtype {dtype!r} is not supported; choose one of {', '.join(DTYPES)}")
     path, gguf_file = resolve_path(spec)
-    if gguf_file is not None:
-        config, params = load_gguf(path, dtype=DTYPES[dtype])
+    if gguf_file is None and is_checkpoint(path):
+        config, params = load_checkpoint(path)
+        params = jax.tree.map(lambda a: a.astype(DTYPES[dtype]), params)
     else:
-        config, params = load_hf_folder(path, dtype=DTYPES[dtype])
+        def convert():
+            if gguf_file is not None:
+                return load_gguf(path, dtype=DTYPES[dtype])
+            return load_hf_folder(path, dtype=DTYPES[dtype])
+
+        config, params = cached_load(path, dtype, convert) if cache else convert()
     if spec in PACKAGED_MODELS:
         config = config.replace(name=spec)
     return Model(spec=spec, config=config, params=params, dtype=dtype, source=path, gguf_file=gguf_file)
