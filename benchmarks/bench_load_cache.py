@@ -51,11 +51,11 @@ def main() -> None:
     rows = []
     jax.block_until_ready(jax.numpy.ones(4) * 2)  # backend start-up outside the timings
     for spec in args.models.split(","):
-        packaged_file(PACKAGED_MODELS[spec])  # concatenate split GGUFs once, outside the timings
         with tempfile.TemporaryDirectory() as cache:
             previous = os.environ.get("RHOJAX_CACHE")
             os.environ["RHOJAX_CACHE"] = cache
             try:
+                packaged_file(PACKAGED_MODELS[spec])  # split GGUFs are concatenated here, outside the timings
                 load_before = os.getloadavg()
                 uncached, n = timed_load(spec, cache=False)
                 first, _ = timed_load(spec, cache=True)
