@@ -2,7 +2,8 @@
 
 A checkpoint is a folder::
 
-    params/                  the params pytree, written by ``orbax.checkpoint.StandardCheckpointer``
+    params/                  the params pytree, written by orbax's PyTree handler (uncompressed: a
+                             restore then reads at disk speed, twice as fast as with zstd here)
     rhojax_checkpoint.json   completion marker: format, config, dtype, metadata, and the size and
                              CRC-32 of every file under params/
     tokenizer files          when a tokenizer was given (so ``load_model(folder)`` has one)
@@ -71,6 +72,12 @@ def _abstract_params(config: ModelConfig, dtype) -> dict:
     return tree
 
 
+def _checkpointer():
+    import orbax.checkpoint as ocp
+
+    return ocp.Checkpointer(ocp.PyTreeCheckpointHandler(use_compression=False))
+
+
 @contextlib.contextmanager
 def _quiet_orbax():
     """Orbax logs every save and restore at INFO/WARNING through absl; keep the console clean."""
@@ -99,9 +106,8 @@ def save_checkpoint(
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         with _quiet_orbax():
-            checkpointer = ocp.StandardCheckpointer()
-            checkpointer.save((tmp / "params").absolute(), params)
-            checkpointer.wait_until_finished()
+            with _checkpointer() as checkpointer:
+                checkpointer.save((tmp / "params").absolute(), args=ocp.args.PyTreeSave(params))
         if tokenizer is not None:
             tokenizer.backend.save_pretrained(str(tmp))
         marker = {"format": FORMAT, "config": config.to_dict(), "dtype": dtypes.pop(),
@@ -146,16 +152,27 @@ def load_checkpoint(folder: str | Path) -> tuple[ModelConfig, dict]:
                         "delete the folder and save it again")
     config = ModelConfig.from_dict(marker["config"])
     try:
-        with _quiet_orbax():
-            params = ocp.StandardCheckpointer().restore(
-                (folder / "params").absolute(), _abstract_params(config, np.dtype(marker["dtype"]))
-            )
+        abstract = _abstract_params(config, np.dtype(marker["dtype"]))
+        restore_args = jax.tree.map(lambda a: ocp.RestoreArgs(restore_type=np.ndarray), abstract)
+        with _quiet_orbax(), _checkpointer() as checkpointer:
+            params = checkpointer.restore(
+                (folder / "params").absolute(), args=ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args))
     except Exception as e:  # orbax/tensorstore raise many types on damaged data
         raise LoadError(f"{folder}: cannot restore the checkpoint ({type(e).__name__}: {e})") from e
     for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-        if not bool(jax.numpy.isfinite(leaf).all()):
+        want = jax.tree_util.tree_leaves(abstract)[0].dtype
+        if leaf.shape != _leaf_at(abstract, path).shape or leaf.dtype != want:
+            raise LoadError(f"{folder}: tensor {jax.tree_util.keystr(path)} has shape {leaf.shape} {leaf.dtype}, "
+                            f"expected {_leaf_at(abstract, path).shape} {want}")
+        if not np.isfinite(leaf).all():
             raise LoadError(f"{folder}: tensor {jax.tree_util.keystr(path)} contains NaN or Inf values")
-    return config, params
+    return config, jax.tree.map(jax.numpy.asarray, params)
+
+
+def _leaf_at(tree: dict, path: tuple):
+    for p in path:
+        tree = tree[p.key]
+    return tree
 
 
 def source_files(path: Path) -> list[Path]:
