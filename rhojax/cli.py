@@ -10,6 +10,7 @@ from rhojax.commands.bounds import bounds
 from rhojax.commands.depth import allocate, prune_depth
 from rhojax.commands.eval import eval_tasks
 from rhojax.commands.fragility import fragility
+from rhojax.commands.heal import heal
 from rhojax.commands.profile import profile
 from rhojax.commands.structure import structure
 from rhojax.commands.sweep import sweep
@@ -33,6 +34,7 @@ app.command()(sweep)
 app.command()(fragility)
 app.command("eval")(eval_tasks)
 app.command()(bounds)
+app.command()(heal)
 
 if __name__ == "__main__":
     app()

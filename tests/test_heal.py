@@ -113,3 +113,66 @@ def test_bad_input_gets_one_line_errors():
         with pytest.raises(RhojaxError, match=message) as err:
             heal(CONFIG, _pruned(), WINDOWS, settings)
         assert "\n" not in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def tiny_folders(tmp_path_factory):
+    """A tiny random llama with SmolLM2's tokenizer, dense and 50% magnitude-pruned, as HF folders."""
+    from rhojax.io.resolve import resolve_path
+    from rhojax.io.save_hf import save_hf
+    from rhojax.io.tokenizer import load_tokenizer
+
+    path, gguf_file = resolve_path("smollm2-135m")
+    tokenizer = load_tokenizer(path.parent, gguf_file)
+    config = dataclasses.replace(CONFIG, vocab_size=len(tokenizer.backend), qkv_bias=False, tie_embeddings=True)
+    dense = init_params(config, jax.random.PRNGKey(5), scale=0.3)
+    pruned = compress_sites(dense, lambda w, t, k: magnitude_prune(w, 0.5), config.site_kinds)
+    root = tmp_path_factory.mktemp("heal")
+    save_hf(config, dense, root / "dense", tokenizer=tokenizer)
+    save_hf(config, pruned, root / "pruned", tokenizer=tokenizer)
+    return root
+
+
+CLI_BUDGET = ["--steps", "3", "--warmup", "1", "--rank", "2", "--calib-tokens", "512", "--tokens", "128",
+              "--seq-len", "64", "--tasks", ""]
+
+
+def test_heal_command_writes_results_and_a_loadable_healed_model(tiny_folders, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from rhojax.cli import app
+    from rhojax.io.resolve import load_model
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["heal", str(tiny_folders / "pruned"), "--out", str(out), "--dense",
+                                      str(tiny_folders / "dense"), "--lr", "1e-2", *CLI_BUDGET])
+    assert result.exit_code == 0, result.output
+    assert "training loss" in result.output
+    record = json.loads((out / "heal.json").read_text())
+    assert len(record["losses"]) == 3 and record["compression"]["zero_fraction"] == pytest.approx(0.5, abs=0.01)
+    gap = record["before"]["perplexity"] - record["dense"]["perplexity"]
+    assert record["gap_recovered"] == pytest.approx(
+        (record["before"]["perplexity"] - record["after"]["perplexity"]) / gap)
+    healed, pruned = load_model(str(out / "model")), load_model(str(tiny_folders / "pruned"))
+    for kind in healed.config.site_kinds:
+        before = np.asarray(pruned.params["blocks"][kind]["w"])
+        assert np.all(np.asarray(healed.params["blocks"][kind]["w"])[before == 0] == 0)
+    assert healed.tokenizer.encode("hello") == pruned.tokenizer.encode("hello")
+
+
+@pytest.mark.parametrize(("model", "extra", "message"), [
+    ("dense", [], "not compressed"),
+    ("pruned", ["--kinds", "q,ffn"], "'ffn'"),
+    ("pruned", ["--rank", "0"], "rank 0"),
+])
+def test_heal_command_bad_input_is_one_line(tiny_folders, tmp_path, model, extra, message):
+    from typer.testing import CliRunner
+
+    from rhojax.cli import app
+
+    result = CliRunner().invoke(app, ["heal", str(tiny_folders / model), "--out", str(tmp_path / "x"),
+                                      *CLI_BUDGET, *extra])
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1

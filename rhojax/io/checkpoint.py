@@ -153,7 +153,9 @@ def load_checkpoint(folder: str | Path) -> tuple[ModelConfig, dict]:
     config = ModelConfig.from_dict(marker["config"])
     try:
         abstract = _abstract_params(config, np.dtype(marker["dtype"]))
-        restore_args = jax.tree.map(lambda a: ocp.RestoreArgs(restore_type=np.ndarray), abstract)
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        restore_args = jax.tree.map(
+            lambda a: ocp.ArrayRestoreArgs(sharding=device, global_shape=a.shape, dtype=a.dtype), abstract)
         with _quiet_orbax(), _checkpointer() as checkpointer:
             params = checkpointer.restore(
                 (folder / "params").absolute(), args=ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args))
@@ -164,9 +166,9 @@ def load_checkpoint(folder: str | Path) -> tuple[ModelConfig, dict]:
         if leaf.shape != _leaf_at(abstract, path).shape or leaf.dtype != want:
             raise LoadError(f"{folder}: tensor {jax.tree_util.keystr(path)} has shape {leaf.shape} {leaf.dtype}, "
                             f"expected {_leaf_at(abstract, path).shape} {want}")
-        if not np.isfinite(leaf).all():
+        if not np.isfinite(np.asarray(leaf)).all():
             raise LoadError(f"{folder}: tensor {jax.tree_util.keystr(path)} contains NaN or Inf values")
-    return config, jax.tree.map(jax.numpy.asarray, params)
+    return config, params
 
 
 def _leaf_at(tree: dict, path: tuple):

@@ -218,16 +218,18 @@ def heal(
             restored = manager.restore(latest, args=ocp.args.StandardRestore(target))
             trainable, opt_state, start = restored["trainable"], restored["opt_state"], int(latest)
     losses = []
-    for step in range(start, settings.steps):
-        trainable, opt_state, loss = train_step(config, settings, params, trainable, opt_state,
-                                                jnp.asarray(windows[order[step]]))
-        losses.append(float(loss))
-        if on_step is not None:
-            on_step(step + 1, losses[-1])
-        done = step + 1
-        if manager is not None and (done % settings.save_every == 0 or done == settings.steps):
-            manager.save(done, args=ocp.args.StandardSave({"trainable": trainable, "opt_state": opt_state}))
-            manager.wait_until_finished()
-    if manager is not None:
-        manager.close()
+    try:
+        for step in range(start, settings.steps):
+            trainable, opt_state, loss = train_step(config, settings, params, trainable, opt_state,
+                                                    jnp.asarray(windows[order[step]]))
+            losses.append(float(loss))
+            if on_step is not None:
+                on_step(step + 1, losses[-1])
+            done = step + 1
+            if manager is not None and (done % settings.save_every == 0 or done == settings.steps):
+                manager.save(done, args=ocp.args.StandardSave({"trainable": trainable, "opt_state": opt_state}))
+                manager.wait_until_finished()
+    finally:
+        if manager is not None:
+            manager.close()
     return HealResult(merge(config, params, trainable, settings), trainable, losses, start)
