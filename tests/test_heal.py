@@ -147,7 +147,7 @@ def test_heal_command_writes_results_and_a_loadable_healed_model(tiny_folders, t
 
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["heal", str(tiny_folders / "pruned"), "--out", str(out), "--dense",
-                                      str(tiny_folders / "dense"), "--lr", "1e-2", *CLI_BUDGET])
+                                      str(tiny_folders / "dense"), "--lr", "1e-2", "--save-hf", *CLI_BUDGET])
     assert result.exit_code == 0, result.output
     assert "training loss" in result.output
     record = json.loads((out / "heal.json").read_text())
@@ -160,6 +160,9 @@ def test_heal_command_writes_results_and_a_loadable_healed_model(tiny_folders, t
         before = np.asarray(pruned.params["blocks"][kind]["w"])
         assert np.all(np.asarray(healed.params["blocks"][kind]["w"])[before == 0] == 0)
     assert healed.tokenizer.encode("hello") == pruned.tokenizer.encode("hello")
+    as_hf = load_model(str(out / "model_hf"))
+    for a, b in zip(jax.tree.leaves(as_hf.params), jax.tree.leaves(healed.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 @pytest.mark.parametrize(("model", "extra", "message"), [

@@ -36,6 +36,7 @@ def heal(
     tasks: str = typer.Option("arc_easy,piqa", "--tasks", help="Zero-shot tasks (comma-separated, '' for none)."),
     task_limit: int = typer.Option(100, "--task-limit", help="First N items of each task."),
     seed: int = typer.Option(0, "--seed"),
+    save_hf: bool = typer.Option(False, "--save-hf", help="Also save the healed model as HF safetensors (model_hf/)."),
 ) -> None:
     """Recover a compressed MODEL by training norms or low-rank adapters on the calibration split."""
     out = output_dir(out)
@@ -52,7 +53,7 @@ def heal(
             console.print(f"step {step}/{steps}  training loss {loss:.4f}")
 
     record = heal_study(loaded, out, settings, protocol, dense=reference, on_step=report,
-                        metadata=run_metadata(loaded, dense_model=dense))
+                        metadata=run_metadata(loaded, dense_model=dense), save_hf_copy=save_hf)
     line = f"perplexity {record['before']['perplexity']:.3f} -> {record['after']['perplexity']:.3f}"
     if "gap_recovered" in record:
         line += f" (dense {record['dense']['perplexity']:.3f}; {record['gap_recovered']:.0%} of the gap recovered)"

@@ -4,8 +4,9 @@ Protocol: training windows come from the CALIBRATION split only; perplexity from
 windows; zero-shot accuracy from the first ``task_limit`` validation items of each task. With a
 dense reference model, ``gap_recovered = (ppl_before - ppl_after) / (ppl_before - ppl_dense)``.
 Files in ``out``: ``heal.json`` (settings, compression found, losses, before/after/dense results),
-``state/`` (orbax adapter and optimizer state; a rerun resumes from it) and ``model/`` (the healed
-model as a rhojax orbax checkpoint, loadable with ``load_model``).
+``state/`` (orbax adapter and optimizer state; a rerun resumes from it), ``model/`` (the healed
+model as a rhojax orbax checkpoint, loadable with ``load_model``) and, if asked, ``model_hf/`` (the
+same as Hugging Face safetensors).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rhojax.eval.tasks import evaluate
 from rhojax.heal.core import HealSettings, check_compressed, check_settings, heal
 from rhojax.io.checkpoint import save_checkpoint
 from rhojax.io.resolve import Model
+from rhojax.io.save_hf import save_hf
 from rhojax.report.jsonio import write_json
 
 
@@ -58,6 +60,7 @@ def heal_study(
     *,
     dense: Model | None = None,
     metadata: dict | None = None,
+    save_hf_copy: bool = False,
     on_step: Callable[[int, float], None] | None = None,
 ) -> dict:
     """Heal ``model`` (which must be compressed, see :func:`check_compressed`) and write the run to ``out``."""
@@ -82,5 +85,7 @@ def heal_study(
         record["gap_recovered"] = (record["before"]["perplexity"] - record["after"]["perplexity"]) / gap
     save_checkpoint(model.config, result.params, out / "model", tokenizer=model.tokenizer,
                     metadata={"healed_from": model.spec, "settings": dataclasses.asdict(settings)})
+    if save_hf_copy:
+        save_hf(model.config, result.params, out / "model_hf", tokenizer=model.tokenizer)
     write_json(out / "heal.json", record)
     return record
