@@ -18,7 +18,6 @@ import platform
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 import jax
 

@@ -85,14 +85,14 @@ def test_resumed_healing_reaches_the_uninterrupted_result(tmp_path):
     params = _pruned()
     whole = heal(CONFIG, params, WINDOWS, FAST, state_dir=tmp_path / "a")
 
-    class Stop(Exception):
+    class StopError(Exception):
         pass
 
     def interrupt(step, loss):
         if step == 6:
-            raise Stop
+            raise StopError
 
-    with pytest.raises(Stop):
+    with pytest.raises(StopError):
         heal(CONFIG, params, WINDOWS, FAST, state_dir=tmp_path / "b", on_step=interrupt)
     resumed = heal(CONFIG, params, WINDOWS, FAST, state_dir=tmp_path / "b")
     assert resumed.start_step == 4 and len(resumed.losses) == FAST.steps - 4

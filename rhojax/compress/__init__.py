@@ -22,8 +22,10 @@ rotated_rtn    RTN after a random orthogonal rotation         bits (needs key)
 
 from __future__ import annotations
 
+import chex
 import jax
 
+from rhojax.checks import assert_finite
 from rhojax.compress.calibration import INPUT_OF, CalibrationStats, MatrixStats, calibration_stats
 from rhojax.compress.lowrank import activation_aware_svd, truncated_svd
 from rhojax.compress.magnitude import magnitude_prune
@@ -58,7 +60,15 @@ def compress_matrix(
     group_size: int | None = None,
 ) -> jax.Array:
     """Compress ``w`` (in, out) with ``method`` at ``level`` (see the module table); same shape and dtype."""
-    stats = stats or MatrixStats()
+    chex.assert_rank(w, 2)
+    out = _compress(method, w, level, stats or MatrixStats(), key, nm, group_size)
+    chex.assert_equal_shape([w, out])
+    chex.assert_trees_all_equal_dtypes(w, out)
+    assert_finite(out)
+    return out
+
+
+def _compress(method, w, level, stats, key, nm, group_size):
     if method in ("magnitude", "magnitude_row"):
         return magnitude_prune(w, level, scope="matrix" if method == "magnitude" else "row", nm=nm)
     if method == "wanda":

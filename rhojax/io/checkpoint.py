@@ -105,9 +105,8 @@ def save_checkpoint(
     tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        with _quiet_orbax():
-            with _checkpointer() as checkpointer:
-                checkpointer.save((tmp / "params").absolute(), args=ocp.args.PyTreeSave(params))
+        with _quiet_orbax(), _checkpointer() as checkpointer:
+            checkpointer.save((tmp / "params").absolute(), args=ocp.args.PyTreeSave(params))
         if tokenizer is not None:
             tokenizer.backend.save_pretrained(str(tmp))
         marker = {"format": FORMAT, "config": config.to_dict(), "dtype": dtypes.pop(),

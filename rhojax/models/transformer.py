@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -179,9 +180,15 @@ def forward(
     ``h_L`` is the raw output of the last block (before the final norm), unlike Hugging Face's
     ``output_hidden_states`` whose last entry is normed.
     """
+    chex.assert_type(tokens, int)
+    chex.assert_shape(params["embed"], (config.vocab_size, config.hidden_size))
     positions = default_positions(tokens)
     h = embed(config, params, tokens, positions)
     if return_hidden:
         final, hidden = run_blocks(config, params["blocks"], h, positions, return_hidden=True)
-        return unembed(config, params, final), hidden
-    return unembed(config, params, run_blocks(config, params["blocks"], h, positions))
+        logits = unembed(config, params, final)
+        chex.assert_shape(hidden, (config.num_layers + 1, *tokens.shape, config.hidden_size))
+    else:
+        logits = unembed(config, params, run_blocks(config, params["blocks"], h, positions))
+    chex.assert_shape(logits, (*tokens.shape, config.vocab_size))
+    return (logits, hidden) if return_hidden else logits

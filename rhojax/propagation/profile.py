@@ -20,10 +20,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rhojax.checks import assert_finite
 from rhojax.models.config import ModelConfig
 from rhojax.models.transformer import block
 from rhojax.propagation.perturbations import (
@@ -156,12 +158,17 @@ def rho_profile(
     sample ``k`` at layer ``t`` uses the direction of :func:`~rhojax.propagation.perturbations.directions`.
     ``layer_batch`` layers are vmapped per step of the ``lax.map`` over layers (1: a scan).
     """
+    chex.assert_rank(hidden, 4)
+    chex.assert_axis_dimension(hidden, -1, config.hidden_size)
+    chex.assert_axis_dimension(hidden, 0, params["blocks"]["attn_norm"]["scale"].shape[0] + 1)
     sink = sink_mask(hidden.shape[-2], sink_positions)
     arrays = _profile_arrays(
         config, params["blocks"], hidden, key, eps, sink,
         samples=samples, linearised=linearised, layer_batch=layer_batch,
     )
     a = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    chex.assert_shape(a["beta"], (hidden.shape[0] - 1, samples))
+    assert_finite({"alpha": a["alpha"], "beta": a["beta"]})
     return RhoProfile(
         eps=float(eps),
         alpha=a["alpha"],
