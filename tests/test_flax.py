@@ -160,3 +160,25 @@ def test_packaged_model_in_flax_matches_forward(smollm2):
     np.testing.assert_allclose(np.asarray(model(tokens)), np.asarray(forward(smollm2.config, smollm2.params, tokens)),
                                atol=1e-6, rtol=0)
     assert model.model.layers.mlp.down_proj.kernel[...] is smollm2.params["blocks"]["down"]["w"]
+
+
+def test_readme_flax_example_runs(tmp_path):
+    """The README's Flax + optax example, executed on a tiny random llama saved as a Hugging Face folder."""
+    from pathlib import Path
+
+    from rhojax.io.save_hf import save_hf
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    code = readme.split("<!-- readme-flax-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    config = ModelConfig("llama", 61, 16, 4, 4, 2, 4, 24, 1e-6, max_position_embeddings=32)
+    params = init_params(config, jax.random.PRNGKey(7), scale=0.2)
+    save_hf(config, params, tmp_path)
+    namespace: dict = {}
+    exec(compile(code.replace("path/to/hf-folder", str(tmp_path)), "README.md", "exec"), namespace)
+    assert namespace["losses"][-1] < namespace["losses"][0]
+    trained = namespace["params"]["blocks"]
+    for kind in config.site_kinds:
+        np.testing.assert_array_equal(np.asarray(trained[kind]["w"])[[0, 1, 2]],
+                                      np.asarray(params["blocks"][kind]["w"])[[0, 1, 2]])
+        assert np.any(np.asarray(trained[kind]["w"])[3] != np.asarray(params["blocks"][kind]["w"])[3])
+    np.testing.assert_array_equal(np.asarray(namespace["q_proj_3"]), np.asarray(trained["q"]["w"][3]))
