@@ -31,7 +31,9 @@ def heal(
     dtype: str = DTYPE,
     calib_tokens: int = typer.Option(65536, "--calib-tokens", help="Calibration-split training tokens."),
     eval_tokens: int = typer.Option(4096, "--tokens", help="Evaluation-split tokens for perplexity."),
-    seq_len: int = typer.Option(DEFAULT_SEQ_LEN, "--seq-len"),
+    seq_len: int = typer.Option(DEFAULT_SEQ_LEN, "--seq-len", help="Evaluation window length."),
+    train_seq_len: int | None = typer.Option(None, "--train-seq-len", help="Training window length "
+                                             "(default: --seq-len)."),
     batch_size: int = typer.Option(4, "--batch-size"),
     tasks: str = typer.Option("arc_easy,piqa", "--tasks", help="Zero-shot tasks (comma-separated, '' for none)."),
     task_limit: int = typer.Option(100, "--task-limit", help="First N items of each task."),
@@ -43,7 +45,8 @@ def heal(
     settings = HealSettings(mode=mode, rank=rank, kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
                             steps=steps, learning_rate=lr, warmup_steps=warmup, weight_decay=weight_decay,
                             batch_size=batch_size, seed=seed, quant_bits=quant_bits, group_size=group_size)
-    protocol = HealProtocol(calib_tokens=calib_tokens, eval_tokens=eval_tokens, seq_len=seq_len, tasks=tasks,
+    protocol = HealProtocol(calib_tokens=calib_tokens, eval_tokens=eval_tokens, seq_len=seq_len,
+                            train_seq_len=train_seq_len, tasks=tasks,
                             task_limit=task_limit, batch_size=batch_size)
     loaded = load_model(model, dtype=dtype)
     reference = load_model(dense, dtype=dtype) if dense else None

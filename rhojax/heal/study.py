@@ -35,6 +35,7 @@ class HealProtocol:
     calib_tokens: int = 65536
     eval_tokens: int = 4096
     seq_len: int = DEFAULT_SEQ_LEN
+    train_seq_len: int | None = None  # calibration window length for training (default: seq_len)
     tasks: str = "arc_easy,piqa"
     task_limit: int = 100
     batch_size: int = 4
@@ -68,7 +69,8 @@ def heal_study(
     check_settings(model.config, settings)
     compression = check_compressed(model.config, model.params, quant_bits=settings.quant_bits,
                                    dense_layers=None if dense is None else dense.config.num_layers)
-    calibration = corpus_windows(model.tokenizer, "wiki", "calibration", protocol.calib_tokens, protocol.seq_len)
+    train_len = protocol.train_seq_len or protocol.seq_len
+    calibration = corpus_windows(model.tokenizer, "wiki", "calibration", protocol.calib_tokens, train_len)
     evaluation = corpus_windows(model.tokenizer, "wiki", "evaluation", protocol.eval_tokens, protocol.seq_len)
     record = {**(metadata or {}), "settings": dataclasses.asdict(settings), "protocol": dataclasses.asdict(protocol),
               "compression": compression, "calibration_windows": len(calibration)}
