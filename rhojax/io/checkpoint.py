@@ -2,8 +2,8 @@
 
 A checkpoint is a folder::
 
-    params/                  the params pytree, written by orbax's PyTree handler (uncompressed: a
-                             restore then reads at disk speed, twice as fast as with zstd here)
+    params/                  the params pytree, written by orbax's PyTree handler, uncompressed and
+                             one zarr array per tensor (no OCDBT): the fastest restore we measured
     rhojax_checkpoint.json   completion marker: format, config, dtype, metadata, and the size and
                              CRC-32 of every file under params/
     tokenizer files          when a tokenizer was given (so ``load_model(folder)`` has one)
@@ -75,7 +75,7 @@ def _abstract_params(config: ModelConfig, dtype) -> dict:
 def _checkpointer():
     import orbax.checkpoint as ocp
 
-    return ocp.Checkpointer(ocp.PyTreeCheckpointHandler(use_compression=False))
+    return ocp.Checkpointer(ocp.PyTreeCheckpointHandler(use_compression=False, use_ocdbt=False))
 
 
 @contextlib.contextmanager
@@ -152,9 +152,7 @@ def load_checkpoint(folder: str | Path) -> tuple[ModelConfig, dict]:
     config = ModelConfig.from_dict(marker["config"])
     try:
         abstract = _abstract_params(config, np.dtype(marker["dtype"]))
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        restore_args = jax.tree.map(
-            lambda a: ocp.ArrayRestoreArgs(sharding=device, global_shape=a.shape, dtype=a.dtype), abstract)
+        restore_args = jax.tree.map(lambda a: ocp.RestoreArgs(restore_type=np.ndarray), abstract)
         with _quiet_orbax(), _checkpointer() as checkpointer:
             params = checkpointer.restore(
                 (folder / "params").absolute(), args=ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args))
@@ -165,9 +163,9 @@ def load_checkpoint(folder: str | Path) -> tuple[ModelConfig, dict]:
         if leaf.shape != _leaf_at(abstract, path).shape or leaf.dtype != want:
             raise LoadError(f"{folder}: tensor {jax.tree_util.keystr(path)} has shape {leaf.shape} {leaf.dtype}, "
                             f"expected {_leaf_at(abstract, path).shape} {want}")
-        if not np.isfinite(np.asarray(leaf)).all():
+        if not np.isfinite(leaf).all():
             raise LoadError(f"{folder}: tensor {jax.tree_util.keystr(path)} contains NaN or Inf values")
-    return config, params
+    return config, jax.tree.map(jax.numpy.asarray, params)
 
 
 def _leaf_at(tree: dict, path: tuple):
