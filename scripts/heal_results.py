@@ -86,14 +86,15 @@ def render(data: dict) -> str:
         f"Data: `{DATA}` (commands, commit `{data['commit'][:10]}`, machine, wall times). "
         f"{data['note']}.",
         "",
-        "| seed | dense ppl | pruned ppl | healed ppl | gap recovered | pruned acc | healed acc | train s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| seed | dense ppl | pruned ppl | healed ppl | gap recovered | dense acc | pruned acc | healed acc "
+        "| train s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in runs:
+        acc = [f"{r[k].get('mean_acc', float('nan')):.3f}" for k in ("dense", "before", "after")]
         lines.append(
             f"| {r['seed']} | {r['dense']['perplexity']:.3f} | {r['before']['perplexity']:.3f} | "
-            f"{r['after']['perplexity']:.3f} | {r['gap_recovered']:.1%} | "
-            f"{r['before'].get('mean_acc', float('nan')):.3f} | {r['after'].get('mean_acc', float('nan')):.3f} | "
+            f"{r['after']['perplexity']:.3f} | {r['gap_recovered']:.1%} | {' | '.join(acc)} | "
             f"{r['train_seconds']:.0f} |"
         )
     lines.append("")
