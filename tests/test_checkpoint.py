@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -126,6 +127,12 @@ def test_changed_source_replaces_its_old_entry(tmp_path, monkeypatch):
     assert new != old
     checkpoint.cached_load(tmp_path / "hf", "float32", convert, min_bytes=0)
     assert len(calls) == 2 and new.exists() and not old.exists()
+    # a source that disappears loses its entry at the next cache write
+    _hf_source(tmp_path / "hf2")
+    checkpoint.cached_load(tmp_path / "hf2", "float32", _counting_convert(tmp_path / "hf2")[0], min_bytes=0)
+    shutil.rmtree(tmp_path / "hf")
+    assert checkpoint.remove_orphans() == [new] and not new.exists()
+    assert checkpoint.cache_entry(tmp_path / "hf2", "float32").exists()
 
 
 def test_saving_over_a_foreign_folder_is_refused(tmp_path):

@@ -18,7 +18,8 @@ is slow; :func:`cached_load` converts once and keeps the float params as a check
 ``$RHOJAX_CACHE/params/`` (default ``~/.cache/rhojax``), keyed by the source's identity (resolved
 path, and size and modification time of every source file) and the dtype. Later loads restore it;
 a damaged entry is deleted and rebuilt from the source; a new version of a source replaces the
-entries of its older versions. Sources under :data:`CACHE_MIN_BYTES` are not cached.
+entries of its older versions, and entries of sources that no longer exist are deleted. Sources
+under :data:`CACHE_MIN_BYTES` are not cached.
 """
 
 from __future__ import annotations
@@ -219,4 +220,19 @@ def cached_load(
         for other in entry.parent.iterdir():  # entries of older versions of the same source
             if other != entry and not other.name.startswith("."):
                 shutil.rmtree(other, ignore_errors=True)
+        remove_orphans()
     return config, params
+
+
+def remove_orphans() -> list[Path]:
+    """Delete cache entries whose source no longer exists (e.g. a deleted temporary folder)."""
+    removed = []
+    for entry in (cache_root() / "params").glob("*/*"):
+        try:
+            source = read_marker(entry)["metadata"].get("source")
+        except LoadError:
+            continue  # being written by another process, or damaged: cached_load handles it
+        if source and not Path(source).exists():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
