@@ -62,8 +62,8 @@ def test_sweep_matches_a_naive_full_forward_per_configuration(model, tmp_path, c
     params, windows, calib = model
     levels = {"magnitude": (0.5,), "wanda": (0.7,), "sparsegpt": (0.5,), "rotated_rtn": (3,)}
     grid = sweep_grid(CONFIG, levels, kinds=("q", "down"))
-    records = run_sweep(CONFIG, params, windows, grid, tmp_path / "sweep.jsonl", calibration=calib,
-                        window_batch=2, config_batch=config_batch)
+    records, _ = run_sweep(CONFIG, params, windows, grid, tmp_path / "sweep.jsonl", calibration=calib,
+                           window_batch=2, config_batch=config_batch)
     dense = perplexity(CONFIG, params, windows, batch_size=len(windows)).perplexity
     assert [(r["layer"], r["kind"], r["method"], r["level"]) for r in records] == [c.key for c in grid]
     for c, r in zip(grid[::3], records[::3], strict=True):  # every third configuration keeps the test short
@@ -103,8 +103,8 @@ SCRIPT = textwrap.dedent(
         if done == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    run_sweep(config, params, windows, grid, path, calibration=calib, settings={"test": 1}, window_batch=3,
-              config_batch=4, on_record=on_record)
+    run_sweep(config, params, windows, grid, path, calibration=calib, window_batch=3, config_batch=4,
+              on_record=on_record)
     """
 )
 
@@ -126,12 +126,14 @@ def test_a_killed_and_resumed_sweep_writes_the_same_file(tmp_path, monkeypatch):
     assert len(whole.read_text().splitlines()) == 3 * 2 * 3
 
 
-def test_resuming_with_other_settings_is_refused(model, tmp_path):
-    params, windows, calib = model
-    grid = sweep_grid(CONFIG, {"magnitude": (0.5,)}, layers=[2], kinds=("v",))
-    run_sweep(CONFIG, params, windows, grid, tmp_path / "s.jsonl", settings={"tokens": 1})
-    with pytest.raises(RhojaxError, match="different settings"):
-        run_sweep(CONFIG, params, windows, grid, tmp_path / "s.jsonl", settings={"tokens": 2})
+def test_a_run_folder_refuses_other_settings_and_names_them(tmp_path):
+    from rhojax.runs import RunFolder, RunFolderError
+    from rhojax.sensitivity.study import SweepSettings
+
+    RunFolder.open(tmp_path, {"model": "m", "settings": SweepSettings(tokens=1)})
+    RunFolder.open(tmp_path, {"model": "m", "settings": SweepSettings(tokens=1)})  # same settings: resumes
+    with pytest.raises(RunFolderError, match=r"settings.tokens: 1 -> 2; settings.yardstick: True -> False"):
+        RunFolder.open(tmp_path, {"model": "m", "settings": SweepSettings(tokens=2, yardstick=False)})
 
 
 def test_levels_and_grid():
@@ -181,7 +183,7 @@ def test_sweep_on_smollm2_matches_a_full_forward(smollm2, smollm2_windows, tmp_p
     config, params = smollm2.config, smollm2.params
     windows = smollm2_windows("evaluation", 1, 64)
     grid = [Configuration(0, "up", "magnitude", 0.5), Configuration(29, "v", "magnitude", 0.5)]
-    records = run_sweep(config, params, windows, grid, tmp_path / "sweep.jsonl")
+    records, _ = run_sweep(config, params, windows, grid, tmp_path / "sweep.jsonl")
     dense = perplexity(config, params, windows, batch_size=1).perplexity
     for c, r in zip(grid, records, strict=True):
         w = params["blocks"][c.kind]["w"]
@@ -212,19 +214,33 @@ def test_cli_rejects_an_unknown_method_in_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_sweep_analysis_writes_summary_and_figures(smollm2, tmp_path):
-    from rhojax.commands.sweep import sweep_analysis
+def test_sweep_command_writes_summary_and_figures(tmp_path):
+    import json
 
-    summary = sweep_analysis(smollm2, tmp_path, methods=("magnitude", "wanda"), layers=[29], kinds=["v", "up"],
-                             tokens=128, seq_len=64, calib_tokens=128)
+    from typer.testing import CliRunner
+
+    from rhojax.cli import app
+
+    args = ["sweep", "smollm2-135m", "--out", str(tmp_path), "--layers", "29", "--kinds", "v,up", "--tokens", "128",
+            "--seq-len", "64", "--calib-tokens", "128"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["maps"]) == {"magnitude@0.5", "wanda@0.5"}
-    for m in summary["maps"].values():
-        assert [h["kind"] for h in m["hierarchy"]] and m["cfi"] is None  # incomplete map: no CFI
-        assert m["spread"] >= 1.0
-    for name in ("summary.json", "sweep.jsonl", "heatmap_magnitude_0.5.png", "heatmap_wanda_0.5.png",
-                 "hierarchy.png"):
+    records = [json.loads(line) for line in (tmp_path / "sweep.jsonl").read_text().splitlines()]
+    assert len(records) == 4
+    for label, m in summary["maps"].items():
+        assert m["cfi"] is None and m["uniform_ratio"] is None  # incomplete map: no CFI, no yardstick
+        ratios = [r["ppl_ratio"] for r in records if f"{r['method']}@{r['level']:g}" == label]
+        assert m["spread"] == pytest.approx(max(ratios) / min(ratios))
+        assert [h["kind"] for h in m["hierarchy"]] == sorted({"v", "up"}, key=lambda k: -next(
+            r["ppl_ratio"] for r in records if r["kind"] == k and f"{r['method']}@{r['level']:g}" == label))
+        v = m["kinds"].index("v")
+        assert m["ratio_ci_low"][29][v] <= m["ratio"][29][v] <= m["ratio_ci_high"][29][v]
+    for name in ("heatmap_magnitude_0.5.png", "heatmap_wanda_0.5.png", "hierarchy.png"):
         assert (tmp_path / name).stat().st_size > 0
-    assert len((tmp_path / "sweep.jsonl").read_text().splitlines()) == 4
+    rerun = CliRunner().invoke(app, args[:-2] + ["--calib-tokens", "256"])
+    assert rerun.exit_code == 2 and "settings.calib_tokens: 128 -> 256" in rerun.output
 
 
 def test_uniform_ratio_is_the_all_sites_perplexity_ratio(model):
@@ -246,15 +262,17 @@ def test_uniform_ratio_is_the_all_sites_perplexity_ratio(model):
     np.testing.assert_allclose(given_dense, got, rtol=1e-12)
 
 
-def test_summary_measures_the_yardstick_only_for_complete_maps(tmp_path):
-    from rhojax.commands.sweep import summarize
+def test_summary_measures_the_yardstick_only_for_complete_maps():
+    from rhojax.sensitivity.study import SweepSettings, summarize
 
     rng = np.random.default_rng(1)
-    records = [{"layer": t, "kind": k, "method": m, "level": 0.5, "ppl_ratio": 1 + rng.random()}
+    dense_nll = rng.normal(30.0, 3.0, size=4)
+    records = [{"layer": t, "kind": k, "method": m, "level": 0.5, "ppl_ratio": 1 + rng.random(),
+                "window_nll": dense_nll + rng.random(4)}
                for t, k in CONFIG.sites for m in ("magnitude", "wanda")
                if m == "magnitude" or t == 0]  # wanda covers layer 0 only
     calls = []
-    summary = summarize(records, CONFIG.num_layers, CONFIG.site_kinds, tmp_path, "tiny",
+    summary = summarize(records, dense_nll, 9, CONFIG.num_layers, CONFIG.site_kinds, SweepSettings(boots=50),
                         uniform=lambda method, level: calls.append((method, level)) or 7.0)
     assert calls == [("magnitude", 0.5)]
     assert summary["magnitude@0.5"]["uniform_ratio"] == 7.0 and summary["magnitude@0.5"]["cfi"] is not None

@@ -20,18 +20,19 @@ from pathlib import Path
 
 import typer
 
-from rhojax.commands.basics import DTYPE, MODEL, measure_perplexity, model_summary
+from rhojax.commands.basics import measure_perplexity, model_summary
 from rhojax.commands.bounds import run_bounds
-from rhojax.commands.common import console, guarded, output_dir, run_metadata
+from rhojax.commands.common import DTYPE, MODEL, console, guarded, output_dir, run_metadata
 from rhojax.commands.depth import run_depth_study
 from rhojax.commands.eval import run_eval
-from rhojax.commands.profile import run_profile
 from rhojax.commands.structure import StructureSettings, run_structure
-from rhojax.commands.sweep import sweep_analysis
 from rhojax.data.windows import DEFAULT_SEQ_LEN
 from rhojax.errors import RhojaxError
 from rhojax.io.resolve import Model, load_model
+from rhojax.propagation.study import ProfileSettings, run_profile_study
 from rhojax.report.jsonio import write_json
+from rhojax.runs import RunFolder
+from rhojax.sensitivity.study import SweepSettings, run_sweep_study
 
 
 def _info(model: Model, out: Path, tokens: int, seq_len: int) -> dict:
@@ -44,8 +45,10 @@ def _info(model: Model, out: Path, tokens: int, seq_len: int) -> dict:
 
 STEPS: dict[str, Callable[[Model, Path, int, int, int], object]] = {
     "info": lambda m, out, tokens, seq_len, limit: _info(m, out, tokens, seq_len),
-    "profile": lambda m, out, tokens, seq_len, limit: run_profile(m, out / "profile"),
-    "sweep": lambda m, out, tokens, seq_len, limit: sweep_analysis(m, out / "sensitivity", tokens=1024),
+    "profile": lambda m, out, tokens, seq_len, limit: run_profile_study(
+        m, RunFolder.open(out / "profile", ProfileSettings()), ProfileSettings()),
+    "sweep": lambda m, out, tokens, seq_len, limit: run_sweep_study(
+        m, RunFolder.open(out / "sensitivity", SweepSettings()), SweepSettings()),
     "eval": lambda m, out, tokens, seq_len, limit: run_eval(m, out / "eval", "all", limit=limit),
     "bounds": lambda m, out, tokens, seq_len, limit: run_bounds(m, out / "bounds"),
     "depth": lambda m, out, tokens, seq_len, limit: run_depth_study(m, out / "depth"),

@@ -7,16 +7,12 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from rhojax.commands.common import console, guarded, output_dir, progress_bar, run_metadata
+from rhojax.commands.common import DTYPE, MODEL, TEXT, console, guarded, output_dir, progress_bar, run_metadata
 from rhojax.data.windows import DEFAULT_SEQ_LEN, corpus_windows
 from rhojax.eval.perplexity import PerplexityResult, perplexity
 from rhojax.io.resolve import Model, load_model
 from rhojax.models.params import count_params
 from rhojax.report.jsonio import write_json
-
-MODEL = typer.Argument(..., help="Packaged name (smollm2-135m), a local Hugging Face folder, or a .gguf file.")
-TEXT = typer.Option("wiki", "--text", help="wiki, lambada, news, or a path to a UTF-8 text file.")
-DTYPE = typer.Option("float32", "--dtype", help="float32 or bfloat16.")
 
 
 def model_summary(model: Model) -> dict:

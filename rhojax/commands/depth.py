@@ -29,8 +29,7 @@ from rhojax.allocation import (
 )
 from rhojax.allocation.apply import WITHIN_LAYER_METHODS, layer_sparsity, prune_with_allocation
 from rhojax.allocation.schedules import ALPHA_EPS, OWL_LAMBDA
-from rhojax.commands.basics import DTYPE, MODEL
-from rhojax.commands.common import console, guarded, output_dir, progress_bar, run_metadata
+from rhojax.commands.common import DTYPE, MODEL, console, guarded, output_dir, progress_bar, run_metadata
 from rhojax.compress import calibration_stats
 from rhojax.data.windows import DEFAULT_SEQ_LEN, corpus_windows
 from rhojax.depth import (

@@ -8,8 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from rhojax.commands.basics import DTYPE, MODEL
-from rhojax.commands.common import console, guarded, output_dir, progress_bar, run_metadata
+from rhojax.commands.common import DTYPE, MODEL, console, guarded, output_dir, progress_bar, run_metadata
 from rhojax.eval.task_data import TASKS, task_data_path
 from rhojax.eval.tasks import evaluate_task, parse_task_names
 from rhojax.io.resolve import Model, load_model

@@ -16,8 +16,7 @@ import jax
 import numpy as np
 import typer
 
-from rhojax.commands.basics import DTYPE, MODEL, TEXT
-from rhojax.commands.common import console, guarded, output_dir, progress_bar, run_metadata
+from rhojax.commands.common import DTYPE, MODEL, TEXT, console, guarded, output_dir, progress_bar, run_metadata
 from rhojax.data.corpora import BUILTIN_SOURCES
 from rhojax.data.windows import corpus_windows
 from rhojax.errors import RhojaxError
