@@ -1,0 +1,83 @@
+"""The report's first section: which matrices, layers and sparsities are safe, from measured evidence.
+
+Rules (every threshold is a field of :class:`AnswerSettings`, saved with the report):
+
+- a matrix (layer, kind) is **safe** at the judged map (method@level) when the 95% upper bound of its
+  perplexity ratio (one matrix compressed, paired bootstrap over evaluation windows) is at most
+  ``1 + safe_cost``; **unsafe** when the 95% lower bound exceeds ``1 + unsafe_cost``; otherwise the
+  evidence is not conclusive at this budget;
+- the recommended **removal set** is the largest ``k`` (layers deleted) whose best criterion keeps the
+  perplexity ratio's 95% upper bound within ``1 + removal_cost``;
+- the recommended **allocation** is the schedule with the lowest perplexity at each sparsity, said to
+  beat uniform only when its paired interval against uniform excludes 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from rhojax.settings import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class AnswerSettings:
+    """Thresholds of the answer section."""
+
+    judged_map: str = setting("wanda@0.5", "Sensitivity map (method@level) that judges matrices.")
+    safe_cost: float = setting(0.01, "Safe: the ratio's 95% upper bound is at most 1 + this.")
+    unsafe_cost: float = setting(0.05, "Unsafe: the ratio's 95% lower bound exceeds 1 + this.")
+    removal_cost: float = setting(0.25, "Largest perplexity increase (95% upper bound) of the removal set.")
+
+
+def matrix_verdicts(sensitivity: dict, settings: AnswerSettings) -> dict:
+    """Safe / unsafe / inconclusive sites of the judged map, by kind, with the worst sites listed."""
+    maps = sensitivity["maps"]
+    label = settings.judged_map if settings.judged_map in maps else next(iter(maps))
+    m = maps[label]
+    ratio = np.asarray(m["ratio"], dtype=float)
+    lo, hi = np.asarray(m["ratio_ci_low"], dtype=float), np.asarray(m["ratio_ci_high"], dtype=float)
+    swept = np.isfinite(ratio)
+    safe = swept & (hi <= 1 + settings.safe_cost)
+    unsafe = swept & (lo > 1 + settings.unsafe_cost)
+    kinds = m["kinds"]
+    by_kind = {k: {"safe": int(safe[:, j].sum()), "unsafe": int(unsafe[:, j].sum()),
+                   "inconclusive": int((swept & ~safe & ~unsafe)[:, j].sum())} for j, k in enumerate(kinds)}
+    sites = [(float(ratio[t, j]), t, kinds[j]) for t, j in zip(*np.nonzero(swept), strict=True)]
+    worst = sorted(sites, reverse=True)[:10]
+    return {
+        "map": label,
+        "sites": int(swept.sum()),
+        "safe": int(safe.sum()),
+        "unsafe": int(unsafe.sum()),
+        "inconclusive": int((swept & ~safe & ~unsafe).sum()),
+        "by_kind": by_kind,
+        "safe_kinds": [k for k in kinds if by_kind[k]["safe"] == int(swept[:, kinds.index(k)].sum()) > 0],
+        "worst": [{"layer": t, "kind": k, "ratio": r, "ci": [float(lo[t, kinds.index(k)]), float(hi[t, kinds.index(k)])]}
+                  for r, t, k in worst],
+        "safe_sites": [[int(t), kinds[j]] for t, j in zip(*np.nonzero(safe), strict=True)],
+        "unsafe_sites": [[int(t), kinds[j]] for t, j in zip(*np.nonzero(unsafe), strict=True)],
+    }
+
+
+def amplifying_layers(profile: dict) -> dict:
+    """Layers whose aggregate and token-wise rho both exceed 1 with their 95% intervals (errors grow there)."""
+    p = profile["profile"]
+    agg_lo = np.asarray(p["rho_ci"], dtype=float)[:, 0]
+    tok_lo = np.asarray(p["token_rho_mean_ci"], dtype=float)[:, 0]
+    return {
+        "aggregate": [int(t) for t in np.nonzero(agg_lo > 1)[0]],
+        "tokenwise": [int(t) for t in np.nonzero(tok_lo > 1)[0]],
+        "both": [int(t) for t in np.nonzero((agg_lo > 1) & (tok_lo > 1))[0]],
+    }
+
+
+def build_answer(summaries: dict, settings: AnswerSettings) -> dict:
+    """The answer section from the studies' summaries (keys: study names)."""
+    answer: dict = {"settings": dataclasses.asdict(settings)}
+    if "sensitivity" in summaries:
+        answer["matrices"] = matrix_verdicts(summaries["sensitivity"], settings)
+    if "profile" in summaries:
+        answer["amplifying_layers"] = amplifying_layers(summaries["profile"])
+    return answer
