@@ -44,7 +44,7 @@ def matrix_verdicts(sensitivity: dict, settings: AnswerSettings) -> dict:
     kinds = m["kinds"]
     by_kind = {k: {"safe": int(safe[:, j].sum()), "unsafe": int(unsafe[:, j].sum()),
                    "inconclusive": int((swept & ~safe & ~unsafe)[:, j].sum())} for j, k in enumerate(kinds)}
-    sites = [(float(ratio[t, j]), t, kinds[j]) for t, j in zip(*np.nonzero(swept), strict=True)]
+    sites = [(float(ratio[t, j]), int(t), int(j)) for t, j in zip(*np.nonzero(swept), strict=True)]
     worst = sorted(sites, reverse=True)[:10]
     return {
         "map": label,
@@ -54,8 +54,8 @@ def matrix_verdicts(sensitivity: dict, settings: AnswerSettings) -> dict:
         "inconclusive": int((swept & ~safe & ~unsafe).sum()),
         "by_kind": by_kind,
         "safe_kinds": [k for k in kinds if by_kind[k]["safe"] == int(swept[:, kinds.index(k)].sum()) > 0],
-        "worst": [{"layer": t, "kind": k, "ratio": r, "ci": [float(lo[t, kinds.index(k)]), float(hi[t, kinds.index(k)])]}
-                  for r, t, k in worst],
+        "worst": [{"layer": t, "kind": kinds[j], "ratio": r, "ci": [float(lo[t, j]), float(hi[t, j])]}
+                  for r, t, j in worst],
         "safe_sites": [[int(t), kinds[j]] for t, j in zip(*np.nonzero(safe), strict=True)],
         "unsafe_sites": [[int(t), kinds[j]] for t, j in zip(*np.nonzero(unsafe), strict=True)],
     }
