@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Protocol, TextIO
@@ -37,36 +38,41 @@ def _clock(seconds: float) -> str:
 
 
 class LineProgress:
-    """Plain-text progress for logs: start and end lines, and a line at least every ``interval`` seconds."""
+    """Plain-text progress for logs: start and end lines, and a status line every ``interval`` seconds
+    while a stage runs (from a timer thread, so a long step without updates still shows life)."""
 
-    def __init__(self, stream: TextIO | None = None, interval: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, stream: TextIO | None = None, interval: float = 30.0):
         self.stream = stream
         self.interval = interval
-        self.clock = clock
 
     def _print(self, line: str) -> None:
-        stream = self.stream or sys.stderr
-        print(line, file=stream, flush=True)
+        print(line, file=self.stream or sys.stderr, flush=True)
 
     @contextlib.contextmanager
     def stage(self, name: str, total: int) -> Iterator[Callable[[int], None]]:
-        start = last = self.clock()
-        self._print(f"[{name}] start: {total} steps")
+        start = time.monotonic()
         state = {"done": 0}
+        stop = threading.Event()
 
-        def update(done: int) -> None:
-            nonlocal last
-            state["done"] = done
-            now = self.clock()
-            if now - last >= self.interval and done < total:
-                last = now
-                eta = (now - start) / done * (total - done) if done else float("nan")
-                eta_text = _clock(eta) if done else "unknown"
-                self._print(f"[{name}] {done}/{total} done, {_clock(now - start)} elapsed, eta {eta_text}")
+        def status() -> str:
+            elapsed = time.monotonic() - start
+            done = state["done"]
+            eta = _clock(elapsed / done * (total - done)) if done else "unknown"
+            return f"[{name}] {done}/{total} done, {_clock(elapsed)} elapsed, eta {eta}"
 
-        yield update
-        self._print(f"[{name}] done: {state['done']}/{total} in {_clock(self.clock() - start)}")
+        def tick() -> None:
+            while not stop.wait(self.interval):
+                self._print(status())
+
+        self._print(f"[{name}] start: {total} steps")
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+        try:
+            yield lambda done: state.__setitem__("done", done)
+        finally:
+            stop.set()
+            ticker.join()
+        self._print(f"[{name}] done: {state['done']}/{total} in {_clock(time.monotonic() - start)}")
 
 
 class RichProgress:
