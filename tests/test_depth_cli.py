@@ -8,10 +8,13 @@ import json
 import jax
 import numpy as np
 import pytest
+import torch
+from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
 from rhojax.cli import app
 from rhojax.commands.depth import DepthCriterion, Settings, run_depth_study
+from rhojax.data.windows import corpus_windows
 from rhojax.depth import remove_layers
 from rhojax.eval.perplexity import perplexity
 from rhojax.io.resolve import load_model, resolve_path
@@ -36,6 +39,16 @@ def tiny_folder(tmp_path_factory):
     return folder
 
 
+def torch_perplexity(folder, windows: np.ndarray) -> float:
+    """exp(mean next-token cross-entropy) of transformers' PyTorch model loaded from an HF folder."""
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32).eval()
+    tokens = torch.tensor(windows, dtype=torch.long)
+    with torch.no_grad():
+        logits = model(tokens).logits
+    nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+    return float(torch.exp(nll))
+
+
 def test_prune_depth_writes_results_and_a_loadable_model(tmp_path, tiny_folder):
     out = tmp_path / "pd"
     result = CliRunner().invoke(app, ["prune-depth", str(tiny_folder), "--remove", "2", "--criterion", "blend",
@@ -50,7 +63,12 @@ def test_prune_depth_writes_results_and_a_loadable_model(tmp_path, tiny_folder):
     windows = np.asarray(json.loads("[[1, 5, 9, 13, 17, 21]]"), np.int32)
     assert perplexity(saved.config, saved.params, windows).perplexity == pytest.approx(
         perplexity(config, params, windows).perplexity, rel=1e-5)
-    assert data["pruned"]["perplexity"] > 0
+    # the reported perplexities against transformers' own forward of the two HF folders on the same
+    # evaluation windows (BUDGET: 128 tokens in windows of 64)
+    evaluation = corpus_windows(original.tokenizer, "wiki", "evaluation", 128, 64)
+    assert data["dense"]["perplexity"] == pytest.approx(torch_perplexity(tiny_folder, evaluation), rel=1e-4)
+    assert data["pruned"]["perplexity"] == pytest.approx(torch_perplexity(out / "model", evaluation), rel=1e-4)
+    assert data["pruned"]["scored_tokens"] == evaluation.shape[0] * (evaluation.shape[1] - 1)
 
 
 def test_prune_depth_rejects_blend_without_lambda(tmp_path, tiny_folder):

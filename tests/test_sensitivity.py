@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import runpy
 import subprocess
@@ -44,7 +45,11 @@ def model():
     return params, eval_windows, calib
 
 
-def naive_outcome(params, windows, calib, c: Configuration, seed: int = 0):
+SWEEP_LEVELS = {"magnitude": (0.5,), "wanda": (0.7,), "sparsegpt": (0.5,), "rotated_rtn": (3,)}
+SWEEP_KINDS = ("q", "down")
+
+
+def naive_outcome(params, windows, calib, c: Configuration, h_dense: np.ndarray, seed: int = 0):
     """Replace the site in the full params and run the whole model from the embedding."""
     w = params["blocks"][c.kind]["w"][c.layer]
     w_new = compress_matrix(c.method, w, c.level, calib.site(c.layer, c.kind), rotation_key(seed, c.layer, c.kind))
@@ -53,21 +58,27 @@ def naive_outcome(params, windows, calib, c: Configuration, seed: int = 0):
     changed = {**params, "blocks": blocks}
     ppl = perplexity(CONFIG, changed, windows, batch_size=len(windows)).perplexity
     h_last = np.asarray(forward(CONFIG, changed, jnp.asarray(windows), return_hidden=True)[1][-1], np.float64)
-    h_dense = np.asarray(forward(CONFIG, params, jnp.asarray(windows), return_hidden=True)[1][-1], np.float64)
     return ppl, np.linalg.norm(h_last - h_dense, axis=-1), np.linalg.norm(h_dense, axis=-1)
 
 
-@pytest.mark.parametrize("config_batch", [1, 3])
-def test_sweep_matches_a_naive_full_forward_per_configuration(model, tmp_path, config_batch):
+@pytest.fixture(scope="module")
+def naive_sweep(model):
+    """The grid and, for every configuration, the naive outcome (computed once for both batch sizes)."""
     params, windows, calib = model
-    levels = {"magnitude": (0.5,), "wanda": (0.7,), "sparsegpt": (0.5,), "rotated_rtn": (3,)}
-    grid = sweep_grid(CONFIG, levels, kinds=("q", "down"))
+    grid = sweep_grid(CONFIG, SWEEP_LEVELS, kinds=SWEEP_KINDS)
+    h_dense = np.asarray(forward(CONFIG, params, jnp.asarray(windows), return_hidden=True)[1][-1], np.float64)
+    dense = perplexity(CONFIG, params, windows, batch_size=len(windows)).perplexity
+    return grid, dense, [naive_outcome(params, windows, calib, c, h_dense) for c in grid]
+
+
+@pytest.mark.parametrize("config_batch", [1, 3])
+def test_sweep_matches_a_naive_full_forward_per_configuration(model, naive_sweep, tmp_path, config_batch):
+    params, windows, calib = model
+    grid, dense, outcomes = naive_sweep
     records, _ = run_sweep(CONFIG, params, windows, grid, tmp_path / "sweep.jsonl", calibration=calib,
                            window_batch=2, config_batch=config_batch)
-    dense = perplexity(CONFIG, params, windows, batch_size=len(windows)).perplexity
     assert [(r["layer"], r["kind"], r["method"], r["level"]) for r in records] == [c.key for c in grid]
-    for c, r in zip(grid[::3], records[::3], strict=True):  # every third configuration keeps the test short
-        ppl, err, ref = naive_outcome(params, windows, calib, c)
+    for r, (ppl, err, ref) in zip(records, outcomes, strict=True):  # every record
         np.testing.assert_allclose(r["dense_ppl"], dense, rtol=1e-5)
         np.testing.assert_allclose(r["ppl"], ppl, rtol=1e-4)
         np.testing.assert_allclose(r["ppl_ratio"], ppl / dense, rtol=1e-4)
@@ -215,8 +226,6 @@ def test_cli_rejects_an_unknown_method_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_command_writes_summary_and_figures(tmp_path):
-    import json
-
     from typer.testing import CliRunner
 
     from rhojax.cli import app
@@ -233,8 +242,11 @@ def test_sweep_command_writes_summary_and_figures(tmp_path):
         assert m["cfi"] is None and m["uniform_ratio"] is None  # incomplete map: no CFI, no yardstick
         ratios = [r["ppl_ratio"] for r in records if f"{r['method']}@{r['level']:g}" == label]
         assert m["spread"] == pytest.approx(max(ratios) / min(ratios))
-        assert [h["kind"] for h in m["hierarchy"]] == sorted({"v", "up"}, key=lambda k: -next(
-            r["ppl_ratio"] for r in records if r["kind"] == k and f"{r['method']}@{r['level']:g}" == label))
+        # one layer, so each kind's median is its only ratio; the extremes are the two sites themselves
+        sites = {(r["layer"], r["kind"]): r["ppl_ratio"] for r in records if f"{r['method']}@{r['level']:g}" == label}
+        by_ratio = sorted(sites, key=sites.get, reverse=True)
+        assert [(h["kind"], h["median_ratio"]) for h in m["hierarchy"]] == [(k, sites[(t, k)]) for t, k in by_ratio]
+        assert (tuple(m["max_site"]), tuple(m["min_site"])) == (by_ratio[0], by_ratio[-1])
         v = m["kinds"].index("v")
         assert m["ratio_ci_low"][29][v] <= m["ratio"][29][v] <= m["ratio_ci_high"][29][v]
     for name in ("heatmap_magnitude_0.5.png", "heatmap_wanda_0.5.png", "hierarchy.png"):
@@ -280,8 +292,6 @@ def test_summary_measures_the_yardstick_only_for_complete_maps():
 
 
 def test_fragility_command_reports_kendall_tau_over_maps(tmp_path):
-    import json
-
     from typer.testing import CliRunner
 
     from rhojax.cli import app

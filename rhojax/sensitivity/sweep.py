@@ -7,7 +7,7 @@ blocks ``t+1..L-1`` (a ``fori_loop``, so one compilation serves every layer), an
 - ``ppl_ratio = ppl(compressed) / ppl(dense)`` on the evaluation windows;
 - the drift of the final state ``h_L``: aggregate ``||h'_L - h_L||_F / ||h_L||_F`` over all tokens
   (BOS included), token-wise mean and median of ``||h'_L - h_L|| / ||h_L||`` over non-BOS tokens,
-  and the BOS position's own ratio (see docs/definitions.md on attention sinks).
+  and the BOS position's own ratio (docs/definitions.md#attention-sinks-aggregate-and-token-wise-statistics).
 
 Configurations of one layer are batched with ``vmap`` (``config_batch`` at a time). Records are
 appended to a JSON-lines file as each batch finishes; a restarted sweep with the same settings
