@@ -116,9 +116,9 @@ def analysis(data: dict[str, dict]) -> tuple[str, dict] | None:
 
 
 def _no_analysis(title: str) -> str:
-    return "\n".join([f"# {title}", "", HEADER, "", "No data yet: run `rhojax analyze smollm2-135m --budget standard "
-                      "--out results/x` and copy its report.json to docs/results/data/analyze_smollm2-135m_standard.json.",
-                      ""])
+    return "\n".join([f"# {title}", "", HEADER, "", "No data yet: run `rhojax analyze smollm2-135m --budget "
+                      "standard --out results/x` and copy its report.json to "
+                      "docs/results/data/analyze_smollm2-135m_standard.json.", ""])
 
 
 def propagation(data: dict[str, dict]) -> str:
@@ -173,9 +173,9 @@ def sensitivity(data: dict[str, dict]) -> str:
         lines += [f"## {label}", "",
                   md_table(["kind", "median ratio over layers"],
                            [(h["kind"], num(h["median_ratio"])) for h in m["hierarchy"]]), "",
-                  f"Spread (max / min ratio over sites): {num(m['spread'])} (most sensitive: layer {m['max_site'][0]} "
-                  f"`{m['max_site'][1]}`, x{num(m['max_ratio'])}; least: layer {m['min_site'][0]} `{m['min_site'][1]}`, "
-                  f"x{num(m['min_ratio'])}). CFI: {num(m['cfi'])}; every matrix compressed at once: "
+                  f"Spread (max / min ratio over sites): {num(m['spread'])} (most sensitive: layer "
+                  f"{m['max_site'][0]} `{m['max_site'][1]}`, x{num(m['max_ratio'])}; least: layer "
+                  f"{m['min_site'][0]} `{m['min_site'][1]}`, x{num(m['min_ratio'])}). CFI: {num(m['cfi'])}; every matrix compressed at once: "
                   f"x{num(m['uniform_ratio'])}.", ""]
     verdict = r["answer"].get("matrices")
     if verdict:
