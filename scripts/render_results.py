@@ -175,7 +175,8 @@ def sensitivity(data: dict[str, dict]) -> str:
                            [(h["kind"], num(h["median_ratio"])) for h in m["hierarchy"]]), "",
                   f"Spread (max / min ratio over sites): {num(m['spread'])} (most sensitive: layer "
                   f"{m['max_site'][0]} `{m['max_site'][1]}`, x{num(m['max_ratio'])}; least: layer "
-                  f"{m['min_site'][0]} `{m['min_site'][1]}`, x{num(m['min_ratio'])}). CFI: {num(m['cfi'])}; every matrix compressed at once: "
+                  f"{m['min_site'][0]} `{m['min_site'][1]}`, x{num(m['min_ratio'])}). "
+                  f"CFI: {num(m['cfi'])}; every matrix compressed at once: "
                   f"x{num(m['uniform_ratio'])}.", ""]
     verdict = r["answer"].get("matrices")
     if verdict:
