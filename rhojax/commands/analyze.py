@@ -23,16 +23,16 @@ import typer
 from rhojax.commands.basics import measure_perplexity, model_summary
 from rhojax.commands.bounds import run_bounds
 from rhojax.commands.common import DTYPE, MODEL, console, guarded, output_dir, run_metadata
-from rhojax.commands.depth import run_depth_study
-from rhojax.commands.eval import run_eval
-from rhojax.commands.structure import StructureSettings, run_structure
 from rhojax.data.windows import DEFAULT_SEQ_LEN
+from rhojax.depth.study import DepthSettings, run_depth_study
 from rhojax.errors import RhojaxError
+from rhojax.eval.study import EvalSettings, run_eval_study
 from rhojax.io.resolve import Model, load_model
 from rhojax.propagation.study import ProfileSettings, run_profile_study
 from rhojax.report.jsonio import write_json
 from rhojax.runs import RunFolder
 from rhojax.sensitivity.study import SweepSettings, run_sweep_study
+from rhojax.structure.study import StructureSettings, run_structure_study
 
 
 def _info(model: Model, out: Path, tokens: int, seq_len: int) -> dict:
@@ -49,12 +49,13 @@ STEPS: dict[str, Callable[[Model, Path, int, int, int], object]] = {
         m, RunFolder.open(out / "profile", ProfileSettings()), ProfileSettings()),
     "sweep": lambda m, out, tokens, seq_len, limit: run_sweep_study(
         m, RunFolder.open(out / "sensitivity", SweepSettings()), SweepSettings()),
-    "eval": lambda m, out, tokens, seq_len, limit: run_eval(m, out / "eval", "all", limit=limit),
+    "eval": lambda m, out, tokens, seq_len, limit: run_eval_study(
+        m, RunFolder.open(out / "eval", EvalSettings(limit=limit)), EvalSettings(limit=limit)),
     "bounds": lambda m, out, tokens, seq_len, limit: run_bounds(m, out / "bounds"),
-    "depth": lambda m, out, tokens, seq_len, limit: run_depth_study(m, out / "depth"),
-    "structure": lambda m, out, tokens, seq_len, limit: run_structure(
-        m, out / "structure", StructureSettings(ablate_every=2)
-    ),
+    "depth": lambda m, out, tokens, seq_len, limit: run_depth_study(
+        m, RunFolder.open(out / "depth", DepthSettings()), DepthSettings()),
+    "structure": lambda m, out, tokens, seq_len, limit: run_structure_study(
+        m, RunFolder.open(out / "structure", StructureSettings(ablate_every=2)), StructureSettings(ablate_every=2)),
 }
 
 
