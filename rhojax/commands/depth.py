@@ -17,6 +17,18 @@ from rhojax.io.save_hf import save_hf
 SAVE_MODEL = typer.Option(False, "--save-model", help="Also save the pruned model (HF safetensors) to OUT/model.")
 
 
+def _run(model: str, dtype: str, out: Path, settings, study, name: str):
+    """Load MODEL, open its run folder under ``settings``, run ``study`` and save its summary as ``name``."""
+    loaded = load_model(model, dtype=dtype)
+    run = open_run(out, loaded, settings)
+    return loaded, run, save_summary(run, name, loaded, study(loaded, run, settings, progress=progress()))
+
+
+def _save_model(run, loaded, config, params) -> None:
+    save_hf(config, params, run.file("model"), tokenizer=loaded.tokenizer)
+    console.print(f"saved the pruned model to {run.file('model')}")
+
+
 @guarded
 @with_settings(PruneDepthSettings)
 def prune_depth(
@@ -27,16 +39,12 @@ def prune_depth(
     settings: PruneDepthSettings = PruneDepthSettings(),
 ) -> None:
     """Physically delete --remove layers of MODEL chosen by |rho - 1|, Block Influence or their rank blend."""
-    loaded = load_model(model, dtype=dtype)
-    run = open_run(out, loaded, settings)
-    summary = save_summary(run, "prune_depth.json", loaded, run_prune_depth(loaded, run, settings, progress=progress()))
+    loaded, run, summary = _run(model, dtype, out, settings, run_prune_depth, "prune_depth.json")
     console.print(f"removed layers {summary['removed_layers']}: perplexity {summary['dense']['perplexity']:.3f} -> "
                   f"{summary['pruned']['perplexity']:.3f} (ratio {summary['pruned']['ratio']:.3f}, 95% "
                   f"[{summary['pruned']['ratio_ci'][0]:.3f}, {summary['pruned']['ratio_ci'][1]:.3f}])")
     if save_model:
-        config, params = remove_layers(loaded.config, loaded.params, summary["removed_layers"])
-        save_hf(config, params, run.file("model"), tokenizer=loaded.tokenizer)
-        console.print(f"saved the pruned model to {run.file('model')}")
+        _save_model(run, loaded, *remove_layers(loaded.config, loaded.params, summary["removed_layers"]))
     console.print(f"wrote {run.file('prune_depth.json')}")
 
 
@@ -50,14 +58,11 @@ def allocate(
     settings: AllocateSettings = AllocateSettings(),
 ) -> None:
     """Prune MODEL to a mean --sparsity with a layer-wise --schedule and Wanda or SparseGPT inside each layer."""
-    loaded = load_model(model, dtype=dtype)
-    run = open_run(out, loaded, settings)
-    summary = save_summary(run, "allocation.json", loaded, run_allocation(loaded, run, settings, progress=progress()))
+    loaded, run, summary = _run(model, dtype, out, settings, run_allocation, "allocation.json")
     console.print(f"{settings.schedule} / {settings.method} at {settings.sparsity:.0%}: perplexity "
                   f"{summary['perplexity']:.3f} (dense {summary['dense']['perplexity']:.3f}, ratio "
                   f"{summary['ratio']:.3f}, 95% [{summary['ratio_ci'][0]:.3f}, {summary['ratio_ci'][1]:.3f}])")
     if save_model:
-        params = Study(loaded, run, settings).pruned_params(summary["ratios"], settings.method)
-        save_hf(loaded.config, params, run.file("model"), tokenizer=loaded.tokenizer)
-        console.print(f"saved the pruned model to {run.file('model')}")
+        _save_model(run, loaded, loaded.config, Study(loaded, run, settings).pruned_params(summary["ratios"],
+                                                                                          settings.method))
     console.print(f"wrote {run.file('allocation.json')}")

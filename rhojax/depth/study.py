@@ -34,7 +34,6 @@ from rhojax.allocation.apply import WITHIN_LAYER_METHODS, layer_sparsity, prune_
 from rhojax.allocation.schedules import ALPHA_EPS, OWL_LAMBDA
 from rhojax.compress import calibration_stats
 from rhojax.data.corpora import statistics_split
-from rhojax.data.windows import DEFAULT_SEQ_LEN, corpus_windows
 from rhojax.depth.influence import block_influence
 from rhojax.depth.prune import remove_layers
 from rhojax.depth.removal import RHO_ORDERS, criterion_weight, iterative_removal, removal_order
@@ -47,7 +46,7 @@ from rhojax.eval.tasks import evaluate
 from rhojax.progress import SILENT, Progress
 from rhojax.propagation.absorption import clipped_log
 from rhojax.runs import RunFolder
-from rhojax.settings import setting
+from rhojax.settings import TextSettings, setting
 
 #: Dense per-layer signals and the measurement that produces each (one measurement fills its whole group).
 SIGNAL_GROUPS: dict[str, str] = {
@@ -89,14 +88,10 @@ def _check_choice(argument: str, value: str, choices) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class PruneSettings:
-    """Texts, token budgets, perturbation sizes and evaluation set shared by prune-depth, allocate and the study."""
+class PruneSettings(TextSettings):
+    """Texts, token budgets, perturbation sizes and evaluation set shared by prune-depth, allocate and the study
+    (scores and pruning statistics read ``calib_text``, perplexity the evaluation split of ``text``)."""
 
-    text: str = setting("wiki", "Evaluation text (its evaluation split) for perplexity.")
-    calib_text: str = setting("wiki", "Calibration text (its statistics split) for scores and pruning statistics.")
-    calib_tokens: int = setting(2048, "Calibration token budget for scores and statistics.")
-    tokens: int = setting(4096, "Evaluation token budget: windows = tokens // seq-len.")
-    seq_len: int = setting(DEFAULT_SEQ_LEN, "Window length in tokens, BOS included.")
     rho_eps: float = setting(0.1, "Relative perturbation size of rho.")
     absorption_eps: float = setting(0.5, "Relative perturbation size of the absorption u_l.")
     samples: int = setting(4, "Gaussian perturbation samples per layer.")
@@ -196,14 +191,11 @@ class Study:
 
     @functools.cached_property
     def calibration(self) -> np.ndarray:
-        s = self.settings
-        return corpus_windows(self.model.tokenizer, s.calib_text, statistics_split(s.calib_text), s.calib_tokens,
-                              s.seq_len)
+        return self.settings.calibration_windows(self.model.tokenizer)
 
     @functools.cached_property
     def evaluation(self) -> np.ndarray:
-        s = self.settings
-        return corpus_windows(self.model.tokenizer, s.text, "evaluation", s.tokens, s.seq_len)
+        return self.settings.evaluation_windows(self.model.tokenizer)
 
     def rho_profile(self, config, params):
         return layer_rho(config, params, self.calibration, self.key, eps=self.settings.rho_eps,

@@ -16,13 +16,11 @@ import functools
 import jax
 import numpy as np
 
-from rhojax.data.corpora import statistics_split
-from rhojax.data.windows import DEFAULT_SEQ_LEN, corpus_windows
 from rhojax.errors import RhojaxError
 from rhojax.models.config import ModelConfig
 from rhojax.progress import SILENT, Progress
 from rhojax.runs import RunFolder
-from rhojax.settings import setting
+from rhojax.settings import TextSettings, setting
 from rhojax.structure.early_exit import collect_lens, early_exit_summary
 from rhojax.structure.hidden import collect_hidden
 from rhojax.structure.replacement import compose, compression_ratio, fit_spans, r_squared, replacement_nll
@@ -32,14 +30,11 @@ THRESHOLDS = (0.3, 0.5, 0.7, 0.9)
 
 
 @dataclasses.dataclass(frozen=True)
-class StructureSettings:
-    """Texts, token budgets, subspace size and replacement spans of the structure study."""
+class StructureSettings(TextSettings):
+    """Texts, token budgets, subspace size and replacement spans of the structure study (covariances and ridge
+    maps read ``calib_text``; R^2, perplexity and the logit lens the evaluation split of ``text``)."""
 
-    text: str = setting("wiki", "Evaluation text (its evaluation split): R^2, perplexity, logit lens.")
-    calib_text: str = setting("wiki", "Calibration text (its statistics split): covariances and ridge maps.")
     calib_tokens: int = setting(8192, "Calibration token budget (covariances and maps).")
-    tokens: int = setting(4096, "Evaluation token budget: windows = tokens // seq-len.")
-    seq_len: int = setting(DEFAULT_SEQ_LEN, "Window length in tokens, BOS included.")
     k: int = setting(16, "Dimension of the variance and importance subspaces.")
     ablate_every: int = setting(1, "Project subspaces out at every n-th state (0: none).")
     spans: tuple[int, ...] = setting((2, 3, 4), "Lengths of multi-block replacements.")
@@ -178,7 +173,5 @@ def structure_study(config: ModelConfig, params: dict, cal: np.ndarray, ev: np.n
 def run_structure_study(model, run: RunFolder, settings: StructureSettings = StructureSettings(), *,
                         progress: Progress = SILENT) -> dict:
     """Run (or resume) the structure study of ``model`` in ``run``; return the summary."""
-    s = settings
-    cal = corpus_windows(model.tokenizer, s.calib_text, statistics_split(s.calib_text), s.calib_tokens, s.seq_len)
-    ev = corpus_windows(model.tokenizer, s.text, "evaluation", s.tokens, s.seq_len)
-    return structure_study(model.config, model.params, cal, ev, run, s, progress=progress)
+    cal, ev = settings.calibration_windows(model.tokenizer), settings.evaluation_windows(model.tokenizer)
+    return structure_study(model.config, model.params, cal, ev, run, settings, progress=progress)
