@@ -111,7 +111,7 @@ class PruneDepthSettings(PruneSettings):
     """One physical depth pruning: how many layers, chosen by which criterion."""
 
     remove: int = setting(2, "Number of layers to delete.")
-    criterion: str = setting("rho", "rho (|rho - 1|), bi (Block Influence) or blend (rank blend, needs --lam).")
+    criterion: str = setting("rho", "rho (|rho - 1|), bi (Block Influence) or blend (rank blend, needs lam).")
     lam: float | None = setting(None, "Blend weight lambda of the rho rank, in [0, 1] (criterion blend).")
     rho_order: str = setting("ascending", "Remove the smallest |rho - 1| first (ascending) or the largest "
                              "(descending).")
