@@ -192,10 +192,99 @@ def sensitivity(data: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _row(r: dict) -> list[str]:
+    return [num(r["perplexity"]), interval(r["perplexity_ci"]), num(r.get("ratio")),
+            interval(r["ratio_ci"]) if "ratio_ci" in r else "", num(r.get("mean_acc"), 3)]
+
+
+def depth_allocation(data: dict[str, dict]) -> str:
+    found = analysis(data)
+    if found is None:
+        return _no_analysis("Depth pruning and sparsity allocation")
+    name, r = found
+    d, al, s = r["depth"], r["allocation"], r["settings"]["depth"]
+    answer = r["answer"]
+    depth_rows = [["dense", "0", "", *_row(d["dense"])]]
+    depth_rows += [[x["criterion"], str(x["k"]), str(x["removed_layers"]), *_row(x)] for x in d["rows"]]
+    alloc_rows = [[x["method"], f"{x['sparsity']:.0%}", x["schedule"], num(x["realised_mean"], 3), *_row(x)[:4]]
+                  for x in al["rows"]]
+    best = answer["allocation"]["best"]
+    vs = [f"- {b['method']} at {b['sparsity']:.0%}: best schedule `{b['schedule']}`"
+          + (f", x{num(b['vs_uniform']['ratio'])} of uniform (95% {interval(b['vs_uniform']['ci'])}): "
+             + ("better than uniform beyond the noise." if b["vs_uniform"]["beyond_noise"] else
+                "**within the noise** of uniform.") if "vs_uniform" in b else ".")
+          for b in best]
+    rec = answer["removal"]["recommended"]
+    lines = [
+        "# Depth pruning and sparsity allocation", "", HEADER, "",
+        f"Model `{r['model']['model']}`, budget `{r['budget']}`: scores and calibration statistics from "
+        f"{num(s['calib_tokens'])} calibration tokens, perplexity on {num(d['scored_tokens'])} evaluation tokens "
+        f"(windows of {s['seq_len']}), seed {s['seed']}. 95% intervals by bootstrap over evaluation windows; ratios "
+        "are paired with the dense model on the same windows. Definitions: "
+        "[docs/definitions.md](../definitions.md).", "",
+        "## Layer removal (physical deletion)", "",
+        md_table(["criterion", "k", "removed layers", "perplexity", "95%", "ratio to dense", "95%", "mean accuracy"],
+                 depth_rows), "",
+        ("Recommended removal at this budget: " + (f"layers {rec['removed_layers']} (k = {rec['k']}, "
+         f"{rec['criterion']}), x{num(rec['ratio'])} {interval(rec['ratio_ci'])}." if rec else
+         "none within the report's threshold.")), "",
+        "## Layer-wise sparsity allocation", "",
+        md_table(["method", "target", "schedule", "realised", "perplexity", "95%", "ratio to dense", "95%"],
+                 alloc_rows), "", *vs, "",
+        source_note(r, name), "",
+    ]
+    return "\n".join(lines)
+
+
+def structure(data: dict[str, dict]) -> str:
+    found = analysis(data)
+    if found is None:
+        return _no_analysis("Structure")
+    name, r = found
+    st, s = r["structure"], r["settings"]["structure"]
+    h = st["headline"]
+    rows = [[x["method"], str(x["start"]), str(x["length"]), num(x.get("r2"), 3), num(x["perplexity"])]
+            for x in st["replacement"]]
+    lines = [
+        "# Structure: variance vs importance, linear replacement, early exit", "", HEADER, "",
+        f"Model `{r['model']['model']}`, budget `{r['budget']}`: {st['calibration_windows']} calibration and "
+        f"{st['evaluation_windows']} evaluation windows of {s['seq_len']} tokens; subspace dimension k = {s['k']}.", "",
+        f"- Overlap of the top-variance and top-importance subspaces, mean over layers: {num(h['mean_overlap'], 3)} "
+        f"(chance: {num(h['chance_overlap'], 3)}).",
+        f"- Tokens whose intermediate prediction already equals the final one at half depth: "
+        f"{num(100 * h['agreement_at_half_depth'], 3)}%; settled for good: "
+        f"{num(100 * h['settled_at_half_depth'], 3)}%.",
+        f"- Dense perplexity {num(st['dense_perplexity'])}; block linear replacement:", "",
+        md_table(["fit", "first block", "blocks", "R^2", "perplexity"], rows), "",
+        source_note(r, name), "",
+    ]
+    return "\n".join(lines)
+
+
+def zero_shot(data: dict[str, dict]) -> str:
+    found = analysis(data)
+    if found is None:
+        return _no_analysis("Zero-shot accuracy")
+    name, r = found
+    tasks, s = r["eval"]["tasks"], r["settings"]["eval"]
+    rows = [[t, num(x["items"]), num(x["acc"], 3), num(x["acc_stderr"], 2), num(x.get("acc_norm"), 3)]
+            for t, x in tasks.items()]
+    lines = ["# Zero-shot multiple-choice accuracy", "", HEADER, "",
+             f"Model `{r['model']['model']}`, budget `{r['budget']}`: lm-evaluation-harness prompts and metrics, "
+             f"first {s['limit'] or 'all'} items of each task, BOS {'prepended' if s['prepend_bos'] else 'not added'}. "
+             "stderr: standard error of the mean over items.", "",
+             md_table(["task", "items", "accuracy", "stderr", "accuracy (length-normalised)"], rows), "",
+             source_note(r, name), ""]
+    return "\n".join(lines)
+
+
 PAGES: dict[str, Callable[[dict[str, dict]], str]] = {
     "docs/results/foundation.md": foundation,
     "docs/results/propagation.md": propagation,
     "docs/results/sensitivity.md": sensitivity,
+    "docs/results/depth_allocation.md": depth_allocation,
+    "docs/results/structure.md": structure,
+    "docs/results/eval.md": zero_shot,
 }
 
 
