@@ -67,7 +67,8 @@ def test_every_theorem_uses_only_the_axioms_of_the_reals(compiled):
 
 @needs_coq
 def test_an_added_axiom_is_reported(compiled):
-    (compiled / "Cheat.v").write_text("Require Import Reals.\nOpen Scope R_scope.\nAxiom cheat : forall x : R, x <= 0.\n"
+    (compiled / "Cheat.v").write_text("Require Import Reals.\nOpen Scope R_scope.\n"
+                                      "Axiom cheat : forall x : R, x <= 0.\n"
                                       "Theorem uses_cheat : 1 <= 0. Proof. apply cheat. Qed.\n"
                                       "Theorem closed : True. Proof. exact I. Qed.\n")
     coq.build(compiled, ("Cheat",))

@@ -70,7 +70,8 @@ def assumptions(folder: Path, names: Sequence[str], modules: Sequence[str] = MOD
     a single pass over the reals' library instead of one per theorem (each costs seconds)."""
     script = folder / "PrintAssumptions.v"
     body = "".join(f"  let _ := @{name} in\n" for name in names)
-    script.write_text(f"{_imports(modules)}Definition everything : True :=\n{body}  I.\nPrint Assumptions everything.\n")
+    script.write_text(f"{_imports(modules)}Definition everything : True :=\n{body}  I.\n"
+                      "Print Assumptions everything.\n")
     (blocks,) = parse_assumptions(_run(["coqc", "-q", "-R", ".", "Rhojax", script.name], folder))
     return blocks
 

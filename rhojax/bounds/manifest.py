@@ -282,8 +282,9 @@ def hypothesis_mismatches(entry: Theorem, coq_source: str, lean_source: str) -> 
         problems.append(f"{entry.name}: Coq has {len(coq_side.hypotheses)} hypotheses, the manifest "
                         f"{len(entry.hypotheses)}")
     if len(lean_side.hypotheses) != len(coq_side.hypotheses):
-        problems.append(f"{entry.name}: Lean has {len(lean_side.hypotheses)} hypotheses, Coq {len(coq_side.hypotheses)}")
-    for formal, informal in zip(coq_side.hypotheses, entry.hypotheses):
+        problems.append(f"{entry.name}: Lean has {len(lean_side.hypotheses)} hypotheses, "
+                        f"Coq {len(coq_side.hypotheses)}")
+    for formal, informal in zip(coq_side.hypotheses, entry.hypotheses, strict=False):  # counts checked above
         want, got = mentioned(formal, coq_side.variables), mentioned(informal, coq_side.variables)
         if want != got:
             problems.append(f"{entry.name}: Coq hypothesis {formal!r} mentions {sorted(want)}, "
