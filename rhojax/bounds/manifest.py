@@ -99,8 +99,9 @@ class Fact:
         return f"Rhojax.{self.coq_module}.{self.name}"
 
 
-#: Facts the Lean setting takes as axioms (fields of ``NormedMaps``, the rounding hypothesis),
-#: proved in Coq for real vectors and matrices.
+#: Coq theorems without a Lean counterpart: the facts the Lean setting takes as structure fields or
+#: hypotheses (norm axioms, the rounding error), proved for real vectors and matrices, and the vector
+#: steps of the site bounds (``rhojax/bounds/site.py``).
 PROVED_FACTS: tuple[Fact, ...] = (
     Fact("cauchy_schwarz", "Sums", "(sum a_i b_i)^2 <= (sum a_i^2)(sum b_i^2)", "every norm fact"),
     Fact("vnorm_triangle", "Norms", "||x + y||_2 <= ||x||_2 + ||y||_2", "NormedMaps.norm_add_le"),
