@@ -116,8 +116,8 @@ def _sweep_ratio(sweep: Sequence[dict], method: str, value) -> dict[tuple[int, s
 def summarize_sites(rows: Sequence[dict], sweep: Sequence[dict] = ()) -> dict:
     """Violations, tightness (bound / actual) quantiles per kind and per (level, kind), and, per level
     found in ``sweep`` (records with layer, kind, method, level, ppl_ratio), the Spearman correlation
-    over sites of the site bound (and of the measured block change, for reference) with ``ppl_ratio``:
-    over all sites, and within each kind."""
+    over sites of the site bound, of the sublayer bound and (for reference) of the measured block change
+    with ``ppl_ratio``: over all sites, and of the site bound within each kind."""
     kinds = list(dict.fromkeys(r["kind"] for r in rows))
     labels = list(dict.fromkeys(r["level"] for r in rows))
     summary: dict = {
@@ -144,6 +144,7 @@ def summarize_sites(rows: Sequence[dict], sweep: Sequence[dict] = ()) -> dict:
         summary["spearman"][label] = {
             "sites": len(matched),
             "bound_vs_ppl_ratio": spearman([r["bound"] for r in matched], ratio),
+            "sublayer_bound_vs_ppl_ratio": spearman([r["sublayer_bound"] for r in matched], ratio),
             "measured_change_vs_ppl_ratio": spearman([r["actual"] for r in matched], ratio),
             "within_kind": within,
         }

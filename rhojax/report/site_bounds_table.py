@@ -43,11 +43,12 @@ def site_bounds_markdown(summary: dict, path: str) -> str:
         lines.append(f"| {label} | " + " | ".join(_num(per_kind[k].get("median")) for k in kinds) + " |")
     if summary["spearman"]:
         lines += ["", f"Spearman correlation over sites with the perplexity ratio of the sweep `{summary['sweep']}`:",
-                  "", "| level | sites | site bound | measured block change | " + " | ".join(
+                  "", "| level | sites | site bound | sublayer bound | measured block change | " + " | ".join(
                       f"within {k}" for k in kinds) + " |",
-                  "| --- | ---: | ---: | ---: |" + " ---: |" * len(kinds)]
+                  "| --- | ---: | ---: | ---: | ---: |" + " ---: |" * len(kinds)]
         for label, entry in summary["spearman"].items():
             lines.append(f"| {label} | {entry['sites']} | {_num(entry['bound_vs_ppl_ratio'])} | "
+                         f"{_num(entry['sublayer_bound_vs_ppl_ratio'])} | "
                          f"{_num(entry['measured_change_vs_ppl_ratio'])} | "
                          + " | ".join(_num(entry["within_kind"].get(k)) for k in kinds) + " |")
     lines.append(END)
