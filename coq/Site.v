@@ -8,8 +8,9 @@
     - [operator_after_hadamard]: then a matrix with a certified operator bound [S]
       (Frobenius, Schur test [sqrt (||A||_1 ||A||_inf)] of Norms.v, or Gram iteration);
     - [convex_mixing]: attention rows mix value errors with weights [p_s >= 0], [sum p = 1];
-    - [softmax_l1_step]: the derivative of softmax moves [sum_s |dp_s|] by at most
-      [2 max_s |dz_s|] (the integrand of the softmax Lipschitz bound for [q] and [k]);
+    - [softmax_l1_step], [softmax_l1_range]: the derivative of softmax moves [sum_s |dp_s|] by at
+      most [2 max_s |dz_s|], and by at most the range [max_s dz_s - min_s dz_s] (the integrand of the
+      softmax Lipschitz bound for [q] and [k]);
     - [tokens_frobenius]: per-token bounds give the Frobenius bound over tokens. *)
 Require Import Reals Lra Psatz Lia.
 Require Import Rhojax.Sums Rhojax.Norms.
@@ -96,6 +97,27 @@ Proof.
   apply Rle_trans with (sum T (fun s => p s * (2 * M))).
   - apply sum_le. intros s Hs. apply Rmult_le_compat_l; [auto|].
     eapply Rle_trans; [apply Rabs_triang|]. rewrite Rabs_Ropp. pose proof (Hd s Hs). lra.
+  - rewrite sum_scal_r, Hsum. lra.
+Qed.
+
+(** The form rhojax evaluates: with every [d_s] in [[lo, hi]],
+    [sum_s p_s |d_s - sum_r p_r d_r| <= hi - lo] (the range of the logit change). *)
+Theorem softmax_l1_range T (p d : nat -> R) (lo hi : R) :
+  (forall s, (s < T)%nat -> 0 <= p s) -> sum T p = 1 -> (forall s, (s < T)%nat -> lo <= d s <= hi) ->
+  sum T (fun s => p s * Rabs (d s - sum T (fun r => p r * d r))) <= hi - lo.
+Proof.
+  intros Hp Hsum Hd.
+  assert (Hmean : lo <= sum T (fun r => p r * d r) <= hi).
+  { split.
+    - apply Rle_trans with (sum T (fun r => p r * lo)).
+      + rewrite sum_scal_r, Hsum. lra.
+      + apply sum_le. intros r Hr. pose proof (Hp r Hr). pose proof (Hd r Hr). nra.
+    - apply Rle_trans with (sum T (fun r => p r * hi)).
+      + apply sum_le. intros r Hr. pose proof (Hp r Hr). pose proof (Hd r Hr). nra.
+      + rewrite sum_scal_r, Hsum. lra. }
+  apply Rle_trans with (sum T (fun s => p s * (hi - lo))).
+  - apply sum_le. intros s Hs. apply Rmult_le_compat_l; [auto|].
+    pose proof (Hd s Hs). apply Rabs_le. lra.
   - rewrite sum_scal_r, Hsum. lra.
 Qed.
 

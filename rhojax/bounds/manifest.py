@@ -134,6 +134,8 @@ PROVED_FACTS: tuple[Fact, ...] = (
     Fact("convex_mixing", "Site", "p_s >= 0  =>  ||sum_s p_s y_s|| <= sum_s p_s ||y_s||", "site bounds: v, q, k"),
     Fact("softmax_l1_step", "Site", "p a distribution, |d_s| <= M  =>  sum_s p_s |d_s - p.d| <= 2 M",
          "site bounds: q, k (softmax Lipschitz)"),
+    Fact("softmax_l1_range", "Site", "p a distribution, lo <= d_s <= hi  =>  sum_s p_s |d_s - p.d| <= hi - lo",
+         "site bounds: q, k (the range form evaluated)"),
     Fact("tokens_frobenius", "Site", "||row_t|| <= b_t  =>  ||R||_F <= sqrt(sum_t b_t^2)", "every site bound"),
 )
 
