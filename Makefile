@@ -5,7 +5,7 @@ setup:
 	bash scripts/setup.sh
 
 analyze: setup
-	.venv/bin/rhojax analyze smollm2-135m --out results/smollm2-135m
+	.venv/bin/rhojax analyze smollm2-135m --budget quick --out results/smollm2-135m-quick
 
 # The property tests run twice: the derandomized ci profile (inside the suite) and the dev profile,
 # which draws 1,000 fresh examples per theorem (about 20 s more on two cores).

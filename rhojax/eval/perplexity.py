@@ -56,18 +56,18 @@ def perplexity_from_nll(nll_sums: np.ndarray, seq_len: int) -> PerplexityResult:
     return PerplexityResult(math.exp(mean), mean, scored, int(nll_sums.size), seq_len)
 
 
-def perplexity(
+def window_nll_sums(
     config: ModelConfig,
     params: dict,
     windows: np.ndarray,
     *,
     batch_size: int = 4,
     on_batch: Callable[[int], None] | None = None,
-) -> PerplexityResult:
-    """Perplexity of ``(N, T)`` windows, ``batch_size`` windows per jitted call.
+) -> np.ndarray:
+    """Summed NLL of each of ``(N, T)`` windows, (N,) float64, ``batch_size`` windows per jitted call.
 
     The last partial batch is padded with copies of the first window so only one shape compiles;
-    padded rows are dropped before averaging. ``on_batch(n_windows_done)`` reports progress.
+    padded rows are dropped. ``on_batch(n_windows_done)`` reports progress.
     """
     windows = np.asarray(windows, dtype=np.int32)
     n = len(windows)
@@ -77,7 +77,21 @@ def perplexity(
         real = len(batch)
         if real < batch_size:
             batch = np.concatenate([batch, np.repeat(windows[:1], batch_size - real, axis=0)])
-        sums.append(np.asarray(window_nll(config, params, jnp.asarray(batch)))[:real])
+        sums.append(np.asarray(window_nll(config, params, jnp.asarray(batch)), np.float64)[:real])
         if on_batch is not None:
             on_batch(start + real)
-    return perplexity_from_nll(np.concatenate(sums), windows.shape[1])
+    return np.concatenate(sums)
+
+
+def perplexity(
+    config: ModelConfig,
+    params: dict,
+    windows: np.ndarray,
+    *,
+    batch_size: int = 4,
+    on_batch: Callable[[int], None] | None = None,
+) -> PerplexityResult:
+    """Perplexity of ``(N, T)`` windows (see :func:`window_nll_sums` for batching and progress)."""
+    windows = np.asarray(windows, dtype=np.int32)
+    nll = window_nll_sums(config, params, windows, batch_size=batch_size, on_batch=on_batch)
+    return perplexity_from_nll(nll, windows.shape[1])
