@@ -11,7 +11,8 @@
     - [softmax_l1_step], [softmax_l1_range]: the derivative of softmax moves [sum_s |dp_s|] by at
       most [2 max_s |dz_s|], and by at most the range [max_s dz_s - min_s dz_s] (the integrand of the
       softmax Lipschitz bound for [q] and [k]);
-    - [tokens_frobenius]: per-token bounds give the Frobenius bound over tokens. *)
+    - [tokens_frobenius]: per-token bounds give the Frobenius bound over tokens;
+    - [rmsnorm_step]: RMSNorm moves by at most [||da|| / min(rms(a), rms(a + da))]. *)
 Require Import Reals Lra Psatz Lia.
 Require Import Rhojax.Sums Rhojax.Norms.
 Open Scope R_scope.
@@ -128,4 +129,93 @@ Proof.
   intros H. unfold fro. apply sqrt_le_1_alt. apply sum_le. intros t Ht.
   pose proof (H t Ht) as Hb. pose proof (vnorm_nonneg n (E t)). unfold vnorm in *.
   pose proof (sqrt_sqrt (sum n (fun j => E t j * E t j)) (sum_sq_nonneg n (E t))). nra.
+Qed.
+
+(** ** RMSNorm (without its scale): [r(a) = a / rms(a)], [rms(a) = sqrt(|a|^2 / D + c)], moves by at most
+    [|a' - a| / min(rms a, rms a')]; the site bounds use [rms >= sqrt(max(0, |a| - delta)^2 / D + eps)]. *)
+
+Lemma sum_sq_lin n (x y : nat -> R) k :
+  sum n (fun i => (x i - k * y i) * (x i - k * y i))
+  = sum n (fun i => x i * x i) - 2 * k * sum n (fun i => y i * x i) + k * k * sum n (fun i => y i * y i).
+Proof. induction n; simpl; [ring|]. rewrite IHn. ring. Qed.
+
+(** The scalar core: with [s^2 = D (r^2 - c)], [s'^2 = D ((l r)^2 - c)], [0 < l <= 1]:
+    [2 s s' <= (1 + l) s^2]. *)
+Lemma rms_scalar D c r l s s' :
+  0 < D -> 0 < c -> 0 < r -> 0 < l <= 1 -> 0 <= s -> 0 <= s' ->
+  s * s = D * (r * r - c) -> s' * s' = D * (l * r * (l * r) - c) -> 2 * s * s' <= (1 + l) * (s * s).
+Proof.
+  intros HD Hc Hr Hl Hs Hs' E E'.
+  assert (H4 : 4 * (s' * s') <= (1 + l) * (1 + l) * (s * s)).
+  { rewrite E, E'. assert (0 <= (1 - l) * (3 * l + 1) * (r * r)) by (apply Rmult_le_pos; nra).
+    assert (0 <= (1 - l) * (3 + l) * c) by (apply Rmult_le_pos; nra).
+    assert (0 <= (1 - l) * (3 + l) * c * D) by (apply Rmult_le_pos; nra).
+    assert (0 <= (1 - l) * (3 * l + 1) * (r * r) * D) by (apply Rmult_le_pos; nra). nra. }
+  destruct (Req_dec s 0) as [Z|Z]; [subst; nra|].
+  assert (2 * s' <= (1 + l) * s).
+  { apply Rsqr_incr_0_var; [unfold Rsqr; nra | nra]. }
+  nra.
+Qed.
+
+Definition rms (n : nat) (D c : R) (x : nat -> R) : R := sqrt (sum n (fun i => x i * x i) / D + c).
+
+Lemma rms_pos n D c x : 0 < D -> 0 < c -> 0 < rms n D c x.
+Proof.
+  intros HD Hc. unfold rms. apply sqrt_lt_R0.
+  pose proof (sum_sq_nonneg n x). assert (0 <= sum n (fun i => x i * x i) / D) by (unfold Rdiv; apply Rmult_le_pos; [lra | left; apply Rinv_0_lt_compat; lra]). lra.
+Qed.
+
+Lemma rms_sq n D c x : 0 < D -> 0 < c ->
+  sqrt (sum n (fun i => x i * x i)) * sqrt (sum n (fun i => x i * x i)) = D * (rms n D c x * rms n D c x - c).
+Proof.
+  intros HD Hc. rewrite sqrt_sqrt by apply sum_sq_nonneg. unfold rms.
+  pose proof (sum_sq_nonneg n x). assert (0 <= sum n (fun i => x i * x i) / D) by (unfold Rdiv; apply Rmult_le_pos; [lra | left; apply Rinv_0_lt_compat; lra]).
+  rewrite sqrt_sqrt by lra. field. lra.
+Qed.
+
+Lemma rms_step_ordered n D c (a a' : nat -> R) :
+  0 < D -> 0 < c -> rms n D c a' <= rms n D c a ->
+  vnorm n (fun i => a' i / rms n D c a' - a i / rms n D c a) <= vnorm n (fun i => a' i - a i) / rms n D c a'.
+Proof.
+  intros HD Hc Hle. set (r := rms n D c a). set (r' := rms n D c a').
+  assert (Hr : 0 < r) by (apply rms_pos; auto). assert (Hr' : 0 < r') by (apply rms_pos; auto).
+  set (l := r' / r).
+  assert (Elr : l * r = r') by (unfold l; field; lra).
+  assert (Hl : 0 < l <= 1).
+  { split.
+    - apply Rmult_lt_reg_r with r; [exact Hr|]. rewrite Elr, Rmult_0_l. exact Hr'.
+    - apply Rmult_le_reg_r with r; [exact Hr|]. rewrite Elr, Rmult_1_l. exact Hle. }
+  rewrite (vnorm_ext n _ (fun i => / r' * (a' i - l * a i))) by (intros; unfold l; field; lra).
+  rewrite (vnorm_scale n (/ r') (fun i => a' i - l * a i)).
+  rewrite Rabs_right by (apply Rle_ge; left; apply Rinv_0_lt_compat; exact Hr').
+  unfold Rdiv. rewrite Rmult_comm. apply Rmult_le_compat_r; [left; apply Rinv_0_lt_compat; exact Hr'|].
+  unfold vnorm. apply sqrt_le_1_alt.
+  rewrite sum_sq_lin. rewrite (sum_ext n (fun i => (a' i - a i) * (a' i - a i))
+    (fun i => (a' i - 1 * a i) * (a' i - 1 * a i))) by (intros; ring).
+  rewrite sum_sq_lin.
+  pose proof (cauchy_schwarz_sqrt n a a') as CS.
+  pose proof (rms_sq n D c a HD Hc) as Ea. pose proof (rms_sq n D c a' HD Hc) as Ea'.
+  fold r in Ea. fold r' in Ea'. rewrite <- Elr in Ea'.
+  pose proof (rms_scalar D c r l _ _ HD Hc Hr Hl (sqrt_pos _) (sqrt_pos _) Ea Ea') as K.
+  rewrite sqrt_sqrt in K by apply sum_sq_nonneg.
+  assert (0 <= 1 - l) by lra.
+  assert (0 <= (1 - l) * ((1 + l) * sum n (fun i => a i * a i) - 2 * sum n (fun i => a i * a' i))).
+  { apply Rmult_le_pos; [lra|]. nra. }
+  nra.
+Qed.
+
+(** RMSNorm without its scale, [a / sqrt(|a|^2 / D + c)], moves by at most [|a' - a| / min(rms a, rms a')]. *)
+Theorem rmsnorm_step n D c (a a' : nat -> R) :
+  0 < D -> 0 < c ->
+  vnorm n (fun i => a' i / rms n D c a' - a i / rms n D c a)
+  <= vnorm n (fun i => a' i - a i) / Rmin (rms n D c a) (rms n D c a').
+Proof.
+  intros HD Hc. assert (A1 : Rabs (-1) = 1) by (rewrite Rabs_left; lra).
+  unfold Rmin. destruct (Rle_dec (rms n D c a) (rms n D c a')) as [H|H].
+  - rewrite (vnorm_ext n _ (fun i => -1 * (a i / rms n D c a - a' i / rms n D c a'))) by (intros; ring).
+    rewrite vnorm_scale, A1, Rmult_1_l.
+    rewrite (vnorm_ext n (fun i => a' i - a i) (fun i => -1 * (a i - a' i))) by (intros; ring).
+    rewrite vnorm_scale, A1, Rmult_1_l.
+    apply rms_step_ordered; auto.
+  - apply rms_step_ordered; auto. lra.
 Qed.

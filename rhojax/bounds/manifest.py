@@ -136,6 +136,8 @@ PROVED_FACTS: tuple[Fact, ...] = (
          "site bounds: q, k (softmax Lipschitz)"),
     Fact("softmax_l1_range", "Site", "p a distribution, lo <= d_s <= hi  =>  sum_s p_s |d_s - p.d| <= hi - lo",
          "site bounds: q, k (the range form evaluated)"),
+    Fact("rmsnorm_step", "Site", "||a'/rms(a') - a/rms(a)|| <= ||a' - a|| / min(rms(a), rms(a'))",
+         "site bounds: q, k, v, o (the second norm)"),
     Fact("tokens_frobenius", "Site", "||row_t|| <= b_t  =>  ||R||_F <= sqrt(sum_t b_t^2)", "every site bound"),
 )
 

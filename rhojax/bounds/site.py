@@ -9,10 +9,11 @@ the features; ``S(A)`` is a certified upper bound of the spectral norm ``||A||_2
 - ``up``:   ``||dB_t|| <= S(W_down) ||g_t * (y_t E)||`` with ``g = silu(y W_gate)``.
 - ``gate``: ``||dB_t|| <= S(W_down) L ||u_t * (y_t E)||`` with ``u = y W_up`` and ``L = 1.1 >= sup|silu'|``.
 - attention kinds bound the change ``delta_t >= ||da_t||`` of the attention output, then add the MLP's
-  response through the second norm: ``||dB_t|| <= delta_t + M_t(delta_t)``. RMSNorm
-  ``r(a) = a / sqrt(|a|^2 / D + eps)`` has Jacobian ``(I - a a^T / (D rms^2)) / rms`` of norm ``1 / rms(a)``
-  and ``|r(a)| < sqrt(D)``, so ``||d r_t|| <= N_t = min(delta_t / rms_t, 2 sqrt(D))`` with
-  ``rms_t = sqrt(max(0, ||a_t|| - delta_t)^2 / D + eps)`` (the least rms on the segment). The norm's
+  response through the second norm: ``||dB_t|| <= delta_t + M_t(delta_t)``. RMSNorm without its scale,
+  ``r(a) = a / rms(a)`` with ``rms(a) = sqrt(|a|^2 / D + eps)``, moves by at most
+  ``||a' - a|| / min(rms(a), rms(a'))`` (``rmsnorm_step`` in ``coq/Site.v``) and ``|r(a)| < sqrt(D)``, so
+  ``||d r_t|| <= N_t = min(delta_t / rms_t, 2 sqrt(D))`` with ``rms_t = sqrt(max(0, ||a_t|| - delta_t)^2 / D + eps)``
+  (both ``||a_t||`` and ``||a'_t||`` are at least ``||a_t|| - delta_t``). The norm's
   scale ``gamma`` is folded into the next weights (``G = diag(gamma) W_gate``, ``U = diag(gamma) W_up``), and
   ``M_t = S(W_down) (L S(G) N_t (max|u_t| + S(U) N_t) + max|g_t| S(U) N_t)`` (the gated product moves
   by ``ds * u' + g * du``, with ``|u'| <= |u| + |du|``).
@@ -29,8 +30,9 @@ the features; ``S(A)`` is a certified upper bound of the spectral norm ``||A||_2
 
 Over the tokens the bound is ``sqrt(sum_t b_t^2) >= ||dB||_F``. The Coq development proves the vector
 steps (``coq/Site.v``, ``coq/Norms.v``: Schur test, elementwise products, convex mixing, the softmax
-derivative step, tokens to Frobenius); the RMSNorm and softmax integrals along the segment are argued
-here, not in Coq. :func:`block_forward` is a float64 NumPy copy of ``rhojax.models.transformer.block``
+derivative step, the RMSNorm step, tokens to Frobenius); the integral along the segment that turns the
+softmax derivative bound into a bound on the change, and the Gram-iteration bound, are argued here,
+not in Coq. :func:`block_forward` is a float64 NumPy copy of ``rhojax.models.transformer.block``
 (tested against it), so the measured change ``||B(W') - B(W)||_F`` is free of float32 round-off.
 """
 
