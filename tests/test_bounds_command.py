@@ -43,3 +43,12 @@ def test_shard_parsing():
     for bad in ("2/2", "x", "1/0", "-1/3"):
         with pytest.raises(RhojaxError, match="--shard"):
             parse_shard(bad)
+
+
+def test_bad_site_plan_and_missing_sweep_are_one_line_errors(tmp_path):
+    result = CliRunner().invoke(app, ["bounds", "smollm2-135m", "--sites", "--site-plan", "huge",
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "'huge' is not a site plan" in result.output
+    result = CliRunner().invoke(app, ["bounds", "smollm2-135m", "--sites", "--sweep", str(tmp_path / "none.jsonl"),
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--sweep" in result.output

@@ -1,7 +1,13 @@
-"""``rhojax bounds``: check the Lean bounds on the real model's matrices and calibration activations."""
+"""``rhojax bounds``: check the formal bounds on the real model's matrices and calibration activations,
+or (``--sites``) evaluate the site bounds against the measured block-output change."""
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import jax
@@ -10,6 +16,7 @@ from rich.table import Table
 
 from rhojax.bounds.checker import check_bounds, site_inputs
 from rhojax.bounds.levels import plan
+from rhojax.bounds.site_study import evaluate_sites, needs_stats, site_plan, summarize_sites
 from rhojax.bounds.summary import level_record, summarize
 from rhojax.commands.common import DTYPE, MODEL, TEXT, console, guarded, output_dir, progress_bar, run_metadata
 from rhojax.compress import NEEDS_HESSIAN, calibration_stats
@@ -72,6 +79,50 @@ def run_bounds(
     return summary
 
 
+def _provenance(started: float) -> dict:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False,
+                            cwd=Path(__file__).parent).stdout.strip() or None
+    return {"command": " ".join(["rhojax", *sys.argv[1:]]), "commit": commit,
+            "wall_seconds": time.perf_counter() - started,
+            "machine": {"node": platform.node(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                        "load_average": os.getloadavg()}}
+
+
+def run_site_bounds(model: Model, out: Path, *, text: str = "wiki", plan_name: str = "default", tokens: int = 128,
+                    seq_len: int = 64, seed: int = 0, sweep: Path | None = None) -> dict:
+    """Site bounds of every (layer, kind) x level of ``plan_name`` on ``tokens`` calibration tokens, into
+    ``out/site_summary.json`` (summary, provenance and one row per configuration)."""
+    started = time.perf_counter()
+    out = output_dir(out)
+    levels = site_plan(plan_name)
+    sweep_records = [] if sweep is None else read_jsonl(sweep)
+    windows = corpus_windows(model.tokenizer, text, "calibration", tokens, seq_len)
+    norms, hessians = needs_stats(levels)
+    stats = calibration_stats(model.config, model.params, windows, hessians=hessians) if norms else None
+    rows = evaluate_sites(model.config, model.params, windows, levels, stats=stats, key=jax.random.PRNGKey(seed))
+    summary = {
+        **run_metadata(model, text=text, site_plan=plan_name, levels=[level.label for level in levels],
+                       calibration_tokens=int(windows.size), seq_len=seq_len, seed=seed,
+                       sweep=None if sweep is None else str(sweep)),
+        **summarize_sites(rows, sweep_records),
+    }
+    summary.update(_provenance(started), rows=rows)
+    write_json(out / "site_summary.json", summary)
+    return summary
+
+
+def site_table(summary: dict) -> Table:
+    table = Table(title=f"site bounds on {summary['model']}: {summary['configurations']:,} configurations, "
+                        f"{summary['violations']} violations (tightness = bound / measured block change)")
+    for column in ("kind", "min", "median", "p95", "max", "sublayer median"):
+        table.add_column(column, justify="left" if column == "kind" else "right")
+    for kind, entry in summary["by_kind"].items():
+        t, sub = entry["tightness"], entry["sublayer_tightness"]
+        table.add_row(kind, *(f"{t[q]:.3g}" if q in t else "-" for q in ("min", "median", "p95", "max")),
+                      f"{sub['median']:.3g}" if "median" in sub else "-")
+    return table
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     try:
         index, count = (int(part) for part in text.split("/"))
@@ -109,9 +160,30 @@ def bounds(
     seed: int = typer.Option(0, "--seed", help="PRNG seed of the rotated-RTN rotations."),
     shard: str = typer.Option("0/1", "--shard", help="K/N: run every N-th level from K (N processes share a sweep)."),
     from_end: bool = typer.Option(False, "--from-end", help="Take the shard's levels last first."),
+    sites: bool = typer.Option(False, "--sites", help="Evaluate the site bounds (block-output change when one "
+                               "matrix is compressed) instead of the per-matrix checker."),
+    site_plan_name: str = typer.Option("default", "--site-plan", help="With --sites: default (RTN 3-bit, "
+                                       "magnitude 50%, Wanda 50%) or quick (RTN 3-bit)."),
+    sweep: Path | None = typer.Option(None, "--sweep", help="With --sites: a sweep.jsonl; Spearman of site bound "
+                                      "vs perplexity ratio for the levels it shares."),
     dtype: str = DTYPE,
 ) -> None:
-    """Evaluate every Lean bound on MODEL's matrices for every site x method x level (tightness = bound / actual)."""
+    """Evaluate every formal bound on MODEL's matrices for every site x method x level (tightness = bound / actual)."""
+    if sites:
+        site_plan(site_plan_name)
+        if sweep is not None and not Path(sweep).is_file():
+            raise RhojaxError(f"--sweep {sweep}: no such file; pass a sweep folder's sweep.jsonl")
+        summary = run_site_bounds(load_model(model, dtype=dtype), out, text=text, plan_name=site_plan_name,
+                                  tokens=tokens, seq_len=seq_len, seed=seed, sweep=sweep)
+        console.print(site_table(summary))
+        for label, entry in summary["spearman"].items():
+            console.print(f"{label}: Spearman(site bound, ppl ratio) = {entry['bound_vs_ppl_ratio']:.3f} over "
+                          f"{entry['sites']} sites (measured block change: "
+                          f"{entry['measured_change_vs_ppl_ratio']:.3f})")
+        console.print(f"wrote {Path(out) / 'site_summary.json'}")
+        if summary["violations"]:
+            raise typer.Exit(code=1)
+        return
     plan(plan_name)  # a wrong --plan or --shard fails before the model loads
     parsed_shard = parse_shard(shard)
     loaded = load_model(model, dtype=dtype)
