@@ -101,6 +101,10 @@ class RunFolder:
             write_json(path, {"value": compute()})
         return json.loads(path.read_text())["value"]
 
+    def read(self, name: str) -> Any:
+        """The value of the finished part ``name`` (see :meth:`has`)."""
+        return json.loads((self.path / "parts" / f"{name}.json").read_text())["value"]
+
     def parts(self) -> Iterator[str]:
         folder = self.path / "parts"
         return iter(sorted(p.stem for p in folder.glob("*.json"))) if folder.exists() else iter(())

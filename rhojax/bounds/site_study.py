@@ -27,6 +27,7 @@ QUANTILES = {"min": 0.0, "p05": 0.05, "median": 0.5, "p95": 0.95, "max": 1.0}
 SITE_PLANS: dict[str, tuple[Level, ...]] = {
     "default": (Level("rtn", 3), Level("magnitude", 0.5), Level("wanda", 0.5)),
     "quick": (Level("rtn", 3),),
+    "wanda": (Level("wanda", 0.5),),
 }
 
 
