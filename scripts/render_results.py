@@ -353,6 +353,46 @@ def _overlap(a: Sequence, b: Sequence) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
+def budgets(data: dict[str, dict]) -> str:
+    """README's table of the main job's budgets: what each runs and its measured time on this machine."""
+    from rhojax.analysis import BUDGETS
+
+    rows = []
+    for name, b in BUDGETS.items():
+        measured = data.get(f"analyze_smollm2-135m_{name}")
+        if measured is not None:
+            m = measured["provenance"]["machine"]
+            time = (f"{num(measured['timings']['total_seconds'] / 60, 3)} min on {m['cores']} cores "
+                    f"(`docs/results/data/analyze_smollm2-135m_{name}.json`)")
+        else:
+            time = "not measured on this machine"
+        what = (f"ppl {num(b.perplexity.tokens)} tokens; profile {num(b.profile.tokens)} tokens, K = "
+                f"{b.profile.samples}; sweep {'+'.join(b.sensitivity.methods)} on "
+                f"{'layers ' + ','.join(map(str, b.sensitivity.layers)) if b.sensitivity.layers else 'every matrix'}, "
+                f"{num(b.sensitivity.tokens)} tokens; tasks {','.join(b.eval.tasks)} "
+                f"({b.eval.limit or 'all'} items); bounds plan {b.bounds.plan or 'none'} + sites "
+                f"{b.bounds.site_plan or 'none'}; depth k = {','.join(map(str, b.depth.ks))} x "
+                f"{len(b.depth.criteria)} criteria, {len(b.depth.schedules)} schedules at "
+                f"{','.join(f'{x:.0%}' for x in b.depth.sparsities)}, {num(b.depth.tokens)} tokens; structure "
+                f"{num(b.structure.tokens)} tokens")
+        rows.append([f"`{name}`", what, time])
+    return md_table(["budget", "what it runs", "time (compile and load included)"], rows)
+
+
+#: Regions of hand-written files that are rendered from data: file -> {region name: renderer}.
+REGIONS: dict[str, dict[str, Callable[[dict[str, dict]], str]]] = {"README.md": {"budgets": budgets}}
+
+
+def fill_regions(text: str, regions: dict[str, Callable[[dict[str, dict]], str]], data: dict[str, dict]) -> str:
+    """``text`` with each ``<!-- NAME:start -->...<!-- NAME:end -->`` region replaced by its rendering."""
+    for name, render in regions.items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{start}\n{render(data)}\n{end}{tail}"
+    return text
+
+
 PAGES: dict[str, Callable[[dict[str, dict]], str]] = {
     "docs/results.md": index,
     "docs/results/foundation.md": foundation,
@@ -365,9 +405,12 @@ PAGES: dict[str, Callable[[dict[str, dict]], str]] = {
 
 
 def render_all(data: dict[str, dict] | None = None) -> dict[str, str]:
-    """Page path (relative to the repository) -> its text."""
+    """Page path (relative to the repository) -> its text (whole pages, and files with rendered regions)."""
     data = load_data() if data is None else data
-    return {path: page(data) for path, page in PAGES.items()}
+    pages = {path: page(data) for path, page in PAGES.items()}
+    for path, regions in REGIONS.items():
+        pages[path] = fill_regions((ROOT / path).read_text(), regions, data)
+    return pages
 
 
 def main() -> int:
