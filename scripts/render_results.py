@@ -121,11 +121,22 @@ def _no_analysis(title: str) -> str:
                       "docs/results/data/analyze_smollm2-135m_standard.json.", ""])
 
 
-def propagation(data: dict[str, dict]) -> str:
-    found = analysis(data)
-    if found is None:
-        return _no_analysis("Contraction profile")
-    name, r = found
+def analysis_page(title: str) -> Callable:
+    """Decorate ``page(name, report) -> str`` into ``page(data) -> str`` reading the main-job report
+    (a placeholder page when there is none)."""
+
+    def decorate(page: Callable[[str, dict], str]) -> Callable[[dict[str, dict]], str]:
+        def render(data: dict[str, dict]) -> str:
+            found = analysis(data)
+            return _no_analysis(title) if found is None else page(*found)
+
+        return render
+
+    return decorate
+
+
+@analysis_page("Contraction profile")
+def propagation(name: str, r: dict) -> str:
     p, model = r["profile"], r["model"]["model"]
     s = r["settings"]["profile"]
     rows = [(t, num(p["rho"][t]), interval(p["rho_ci"][t]), num(p["token_rho_mean"][t]),
@@ -158,11 +169,8 @@ def propagation(data: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def sensitivity(data: dict[str, dict]) -> str:
-    found = analysis(data)
-    if found is None:
-        return _no_analysis("Per-matrix sensitivity")
-    name, r = found
+@analysis_page("Per-matrix sensitivity")
+def sensitivity(name: str, r: dict) -> str:
     sens, model, s = r["sensitivity"], r["model"]["model"], r["settings"]["sensitivity"]
     lines = ["# Per-matrix sensitivity", "", HEADER, "",
              f"Model `{model}`, budget `{r['budget']}`: one matrix compressed at a time, everything else dense; "
@@ -197,11 +205,8 @@ def _row(r: dict) -> list[str]:
             interval(r["ratio_ci"]) if "ratio_ci" in r else "", num(r.get("mean_acc"), 3)]
 
 
-def depth_allocation(data: dict[str, dict]) -> str:
-    found = analysis(data)
-    if found is None:
-        return _no_analysis("Depth pruning and sparsity allocation")
-    name, r = found
+@analysis_page("Depth pruning and sparsity allocation")
+def depth_allocation(name: str, r: dict) -> str:
     d, al, s = r["depth"], r["allocation"], r["settings"]["depth"]
     answer = r["answer"]
     depth_rows = [["dense", "0", "", *_row(d["dense"])]]
@@ -236,11 +241,8 @@ def depth_allocation(data: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def structure(data: dict[str, dict]) -> str:
-    found = analysis(data)
-    if found is None:
-        return _no_analysis("Structure")
-    name, r = found
+@analysis_page("Structure")
+def structure(name: str, r: dict) -> str:
     st, s = r["structure"], r["settings"]["structure"]
     h = st["headline"]
     rows = [[x["method"], str(x["start"]), str(x["length"]), num(x.get("r2"), 3), num(x["perplexity"])]
@@ -261,11 +263,8 @@ def structure(data: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def zero_shot(data: dict[str, dict]) -> str:
-    found = analysis(data)
-    if found is None:
-        return _no_analysis("Zero-shot accuracy")
-    name, r = found
+@analysis_page("Zero-shot accuracy")
+def zero_shot(name: str, r: dict) -> str:
     tasks, s = r["eval"]["tasks"], r["settings"]["eval"]
     rows = [[t, num(x["items"]), num(x["acc"], 3), num(x["acc_stderr"], 2), num(x.get("acc_norm"), 3)]
             for t, x in tasks.items()]
