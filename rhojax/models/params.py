@@ -27,13 +27,20 @@ def _norm_spec(config: ModelConfig, prefix: str, size: int) -> dict[str, tuple[i
 
 
 def block_spec(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Per-layer tensor shapes of one block, keyed by path below ``blocks``."""
+    """Per-layer tensor shapes of one block, keyed by path below ``blocks``.
+
+    gemma3 adds the post-attention and post-MLP norms and ``sliding``: a per-layer scalar,
+    1.0 for a sliding-window (local) layer and 0.0 for a global one.
+    """
     gpt2 = config.family == "gpt2"
     spec = _norm_spec(config, "attn_norm", config.hidden_size)
     spec |= _norm_spec(config, "mlp_norm", config.hidden_size)
+    if config.family == "gemma3":
+        spec |= {"post_attn_norm/scale": (config.hidden_size,), "post_mlp_norm/scale": (config.hidden_size,)}
+        spec["sliding"] = ()
     for kind in config.site_kinds:
         spec[f"{kind}/w"] = config.site_shape(kind)
-        if gpt2 or (config.qkv_bias and kind in ("q", "k", "v")):
+        if gpt2 or (config.qkv_bias and kind in ("q", "k", "v")) or (config.o_bias and kind == "o"):
             spec[f"{kind}/b"] = (config.site_shape(kind)[1],)
     if config.qk_norm:
         spec["q_norm/scale"] = (config.head_dim,)
@@ -98,7 +105,9 @@ def init_params(config: ModelConfig, key: jax.Array, *, dtype=jnp.float32, scale
     keys = jax.random.split(key, len(flat))
     params: dict = {}
     for k, (path, shape) in zip(keys, flat.items(), strict=True):
-        if path.endswith("scale"):
+        if path == "blocks/sliding":
+            value = jnp.asarray(config.default_sliding_layers(), dtype)
+        elif path.endswith("scale"):
             value = jnp.ones(shape, dtype)
         elif path.endswith("bias") or path.endswith("/b"):
             value = jnp.zeros(shape, dtype)
@@ -109,4 +118,6 @@ def init_params(config: ModelConfig, key: jax.Array, *, dtype=jnp.float32, scale
 
 
 def count_params(params: dict) -> int:
-    return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(params))
+    """Number of weights (the per-layer ``blocks/sliding`` flags are layer data, not weights)."""
+    weights = {**params, "blocks": {k: v for k, v in params.get("blocks", {}).items() if k != "sliding"}}
+    return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(weights))
