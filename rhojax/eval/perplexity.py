@@ -15,7 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rhojax.errors import NumericalError
 from rhojax.models.config import ModelConfig
+from rhojax.models.faults import locate_nonfinite
 from rhojax.models.transformer import forward, unembed
 
 
@@ -68,6 +70,8 @@ def perplexity(
 
     The last partial batch is padded with copies of the first window so only one shape compiles;
     padded rows are dropped before averaging. ``on_batch(n_windows_done)`` reports progress.
+    A window whose loss is NaN/Inf raises :class:`NumericalError` naming the layer and stage where
+    the first NaN/Inf arose (:func:`rhojax.models.locate_nonfinite`); nothing is averaged over it.
     """
     windows = np.asarray(windows, dtype=np.int32)
     n = len(windows)
@@ -80,4 +84,10 @@ def perplexity(
         sums.append(np.asarray(window_nll(config, params, jnp.asarray(batch)))[:real])
         if on_batch is not None:
             on_batch(start + real)
-    return perplexity_from_nll(np.concatenate(sums), windows.shape[1])
+    sums = np.concatenate(sums)
+    bad = np.flatnonzero(~np.isfinite(sums))
+    if bad.size:
+        fault = locate_nonfinite(config, params, windows[bad[:1]])
+        where = fault.describe() if fault is not None else "not reproduced on that window alone"
+        raise NumericalError(f"perplexity: {bad.size} of {n} windows have a non-finite loss (window {bad[0]}: {where})")
+    return perplexity_from_nll(sums, windows.shape[1])

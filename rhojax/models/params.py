@@ -76,8 +76,8 @@ def assemble_params(
     """Build the params tree by calling ``fetch(path, layer)`` for every tensor of the layout.
 
     ``fetch`` returns the tensor already in rhojax orientation (linear weights ``(in, out)``) or
-    raises :class:`LoadError`. Every tensor is checked for shape and for NaN/Inf before any is
-    converted, so nothing half-loaded escapes.
+    raises :class:`LoadError`. Every tensor is checked for shape and for NaN/Inf as it is read; on
+    any error nothing is returned, so nothing half-loaded escapes.
     """
 
     def checked(path: str, layer: int | None, shape: tuple[int, ...]) -> np.ndarray:
@@ -89,13 +89,18 @@ def assemble_params(
             raise LoadError(f"{source}: tensor {where} contains NaN or Inf values")
         return arr.astype(np.float32, copy=False)
 
+    # Each tensor is converted as soon as it is complete, so host memory peaks near the model's size
+    # plus one stacked tensor, not twice the model (this matters for the 1.5B-parameter models).
     params: dict = {}
     for path, shape in top_spec(config).items():
-        _set(params, path, checked(path, None, shape))
+        _set(params, path, jnp.asarray(checked(path, None, shape), dtype=dtype))
     for path, shape in block_spec(config).items():
-        layers = [checked(path, i, shape) for i in range(config.num_layers)]
-        _set(params, f"blocks/{path}", np.stack(layers))
-    return jax.tree.map(lambda a: jnp.asarray(a, dtype=dtype), params)
+        stacked = np.empty((config.num_layers, *shape), dtype=np.float32)
+        for i in range(config.num_layers):
+            stacked[i] = checked(path, i, shape)
+        _set(params, f"blocks/{path}", jnp.asarray(stacked, dtype=dtype))
+        del stacked
+    return params
 
 
 def init_params(config: ModelConfig, key: jax.Array, *, dtype=jnp.float32, scale: float = 0.02) -> dict:
