@@ -17,6 +17,8 @@ from rhojax.models.config import ModelConfig
 
 #: Key of one tensor: a "/"-joined path in the params tree, and the layer for block tensors.
 TensorKey = tuple[str, int | None]
+#: Per-layer entries of ``blocks`` that describe the layer rather than hold weights.
+LAYER_DATA = frozenset({"sliding"})
 
 
 def _norm_spec(config: ModelConfig, prefix: str, size: int) -> dict[str, tuple[int, ...]]:
@@ -124,5 +126,5 @@ def init_params(config: ModelConfig, key: jax.Array, *, dtype=jnp.float32, scale
 
 def count_params(params: dict) -> int:
     """Number of weights (the per-layer ``blocks/sliding`` flags are layer data, not weights)."""
-    weights = {**params, "blocks": {k: v for k, v in params.get("blocks", {}).items() if k != "sliding"}}
+    weights = {**params, "blocks": {k: v for k, v in params.get("blocks", {}).items() if k not in LAYER_DATA}}
     return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(weights))
