@@ -117,3 +117,11 @@ def test_gguf_refuses_yarn_scaling(tmp_path):
                       metadata=lambda w: w.add_rope_scaling_type(gguf.RopeScalingType.YARN))
     with pytest.raises(LoadError, match=r"yarn\.gguf: RoPE scaling type 'yarn' is not supported"):
         load_gguf(path)
+
+
+def test_gguf_refuses_gemma_soft_capping(tmp_path):
+    reference = build_reference("gemma3_gguf_conventions", tmp_path)
+    path = write_gguf(reference, "gemma3", tmp_path / "capped.gguf", sliding_window_pattern=2,
+                      metadata=lambda w: w.add_float32("gemma3.final_logit_softcapping", 30.0))
+    with pytest.raises(LoadError, match=r"capped\.gguf: gemma3\.final_logit_softcapping is not supported"):
+        load_gguf(path)

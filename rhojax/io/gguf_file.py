@@ -116,6 +116,9 @@ def _rope_fields(reader: gguf.GGUFReader, arch: str, head_dim: int, tensors: dic
 
 def _gemma3_fields(reader: gguf.GGUFReader, hidden: int, heads: int, head_dim: int, layers: int, path: Path):
     """The gemma3 config fields and the per-layer sliding flags, as llama.cpp reads a Gemma-3 GGUF."""
+    for key in ("gemma3.attn_logit_softcapping", "gemma3.final_logit_softcapping"):
+        if _field(reader, key, path, 0):
+            raise LoadError(f"{path}: {key} is not supported (rhojax implements Gemma-3 without soft-capping)")
     pattern = _field(reader, "gemma3.attention.sliding_window_pattern", path, GEMMA3_PATTERN)
     if isinstance(pattern, list):
         sliding = [bool(x) for x in pattern]

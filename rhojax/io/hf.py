@@ -65,6 +65,9 @@ def _gemma3_fields(d: dict, source: str) -> dict:
     for key in ("attn_logit_softcapping", "final_logit_softcapping", "use_bidirectional_attention"):
         if d.get(key):
             raise LoadError(f"{source}: {key}={d[key]!r} is not supported for gemma3 (rhojax implements it without)")
+    if d.get("hidden_activation", "gelu_pytorch_tanh") != "gelu_pytorch_tanh":
+        raise LoadError(f"{source}: hidden_activation={d['hidden_activation']!r} is not supported for gemma3 "
+                        "(rhojax implements gelu_pytorch_tanh)")
     head_dim = d.get("head_dim") or d["hidden_size"] // d["num_attention_heads"]
     return {
         "family": "gemma3",
