@@ -117,10 +117,8 @@ def config_from_hf(d: dict, source: str = "config.json") -> ModelConfig:
             tie_embeddings=bool(d.get("tie_word_embeddings", False)),
             qk_norm=model_type == "qwen3",
             sliding_window=window,
-            **_rope(d, head_dim, source),
         )
-        if model_type in GEMMA_TYPES:
-            fields.update(_gemma3_fields(d, source))
+        fields |= _gemma3_fields(d, source) if model_type in GEMMA_TYPES else _rope(d, head_dim, source)
         return ModelConfig(
             vocab_size=d["vocab_size"],
             hidden_size=d["hidden_size"],
