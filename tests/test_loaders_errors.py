@@ -153,3 +153,22 @@ def test_attention_bias_is_refused_where_it_cannot_be_read(tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(LoadError, match="attention_bias=true .* is not supported for mistral"):
         load_hf_folder(folder)
+
+
+def test_packaged_parts_are_concatenated_once_and_checked(tmp_path, monkeypatch):
+    import hashlib
+
+    from rhojax.io import resolve
+
+    parts = {"a": b"GGUF" + bytes(range(50)), "b": bytes(range(50, 200))}
+    for name, data in parts.items():
+        (tmp_path / name).write_bytes(data)
+    monkeypatch.setattr(resolve, "asset_file", lambda package, relative: tmp_path / relative)
+    monkeypatch.setenv("RHOJAX_CACHE", str(tmp_path / "cache"))
+    whole = parts["a"] + parts["b"]
+    good = resolve.PackagedModel("m.gguf", (("p1", "a"), ("p2", "b")), "test", hashlib.sha256(whole).hexdigest())
+    assert resolve.packaged_file(good).read_bytes() == whole
+    bad = resolve.PackagedModel("n.gguf", good.parts, "test model", "0" * 64)
+    with pytest.raises(LoadError, match=r"n\.gguf: the concatenated parts have sha256 .* reinstall"):
+        resolve.packaged_file(bad)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["m.gguf"]  # nothing half-written left
