@@ -28,7 +28,7 @@ from tests.gguf_writer import write_gguf
 from tests.hf_reference import build_reference
 
 SECONDS_PER_LOAD = 5
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -60,13 +60,23 @@ def load_or_load_error(load, path, named):
             assert "\n" not in str(e).strip()
 
 
+def _structure_fields(reader: gguf.GGUFReader) -> list[tuple[int, np.dtype, int]]:
+    """``(file offset, dtype, count)`` of every numeric part of every metadata key and tensor-info record
+    (string lengths, value types, array lengths, n_dims, dims, tensor types, data offsets)."""
+    base = reader.data.ctypes.data
+    fields = [*reader.fields.values(), *(t.field for t in reader.tensors)]
+    return [(part.ctypes.data - base, part.dtype, part.size) for f in fields for part in f.parts
+            if part.dtype != np.uint8 and part.size]
+
+
 @pytest.fixture(scope="module")
-def gguf_bytes(tmp_path_factory):
-    """A tiny qwen2 GGUF with quantized (Q8_0) and float tensors, and where its tensor data start."""
+def gguf_file_parts(tmp_path_factory):
+    """A tiny qwen2 GGUF with quantized (Q8_0) and float tensors; where its tensor data start; its fields."""
     folder = tmp_path_factory.mktemp("gguf")
     reference = build_reference("qwen2_bias_tied", folder)
     path = write_gguf(reference, "qwen2", folder / "tiny.gguf", qtype=gguf.GGMLQuantizationType.Q8_0)
-    return path.read_bytes(), gguf.GGUFReader(path).data_offset
+    reader = gguf.GGUFReader(path)
+    return path.read_bytes(), reader.data_offset, _structure_fields(reader)
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +103,35 @@ def _mutated(data: bytes, draw, limit: int) -> bytes:
     return bytes(out)
 
 
+_EXTREMES = [0, 1, 2, 3, 7, 255, 2**31 - 1, 2**32 - 1, 2**63 - 1, 2**64 - 1]
+
+
+def _field_edit(data: bytes, fields, draw) -> bytes:
+    """Overwrite one numeric field of the header or tensor table (a shape, type, offset or length)."""
+    offset, dtype, count = draw(st.sampled_from(fields))
+    i = draw(st.integers(0, count - 1))
+    if dtype.kind == "f":
+        value = np.asarray(draw(st.floats(allow_nan=True, allow_infinity=True, width=32)), dtype)
+    else:
+        info = np.iinfo(dtype)
+        value = np.asarray(draw(st.sampled_from([v for v in _EXTREMES if v <= info.max])), dtype)
+    out = bytearray(data)
+    at = offset + i * dtype.itemsize
+    out[at : at + dtype.itemsize] = value.tobytes()
+    return bytes(out)
+
+
 @FUZZ
 @given(data=st.data())
-def test_fuzzed_gguf_raises_only_load_error(gguf_bytes, data, tmp_path):
-    original, data_offset = gguf_bytes
-    # most mutations land in the header, metadata and tensor table, where the structure lives
-    limit = data.draw(st.sampled_from([data_offset, data_offset, len(original)]))
+def test_fuzzed_gguf_raises_only_load_error(gguf_file_parts, data, tmp_path):
+    original, data_offset, fields = gguf_file_parts
+    if data.draw(st.booleans()):
+        mutated = _field_edit(original, fields, data.draw)
+    else:  # most byte-level mutations land in the header, metadata and tensor table too
+        limit = data.draw(st.sampled_from([data_offset, data_offset, len(original)]))
+        mutated = _mutated(original, data.draw, limit)
     path = tmp_path / "fuzzed.gguf"
-    path.write_bytes(_mutated(original, data.draw, limit))
+    path.write_bytes(mutated)
     load_or_load_error(load_gguf, path, path)
 
 

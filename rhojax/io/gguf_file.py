@@ -139,6 +139,25 @@ def _gemma3_fields(reader: gguf.GGUFReader, hidden: int, heads: int, head_dim: i
     return fields, sliding
 
 
+def _check_sizes_against_tensors(config: ModelConfig, tensors: dict, path: Path) -> None:
+    """The metadata sizes must match the tensors themselves (so nothing is ever sized by a damaged key)."""
+    expected = {
+        "token_embd.weight": (config.hidden_size, config.vocab_size),
+        "blk.0.attn_q.weight": (config.hidden_size, config.q_size),
+        "blk.0.attn_k.weight": (config.hidden_size, config.kv_size),
+        "blk.0.ffn_up.weight": (config.hidden_size, config.intermediate_size),
+    }
+    for name, shape in expected.items():
+        if name not in tensors:
+            raise LoadError(f"{path}: missing tensor {name}")
+        actual = tuple(int(n) for n in tensors[name].shape)
+        if actual != shape:
+            raise LoadError(f"{path}: tensor {name} has GGUF shape {actual}, but the metadata implies {shape}")
+    last = f"blk.{config.num_layers - 1}.attn_norm.weight"
+    if last not in tensors:
+        raise LoadError(f"{path}: block_count is {config.num_layers} but tensor {last} is missing")
+
+
 def _read_config(reader: gguf.GGUFReader, tensors: dict, path: Path) -> tuple[ModelConfig, list[bool] | None]:
     """``(config, sliding flags or None)`` from a GGUF's metadata and tensor list."""
     arch = _field(reader, "general.architecture", path)
@@ -171,6 +190,8 @@ def _read_config(reader: gguf.GGUFReader, tensors: dict, path: Path) -> tuple[Mo
             qk_norm=arch == "qwen3",
             name=path.stem,
         )
+        config = ModelConfig(**fields)  # validates the sizes before anything is sized by them
+        _check_sizes_against_tensors(config, tensors, path)
         fields |= _rope_fields(reader, arch, head_dim, tensors, path)
         sliding = None
         if arch == "gemma3":

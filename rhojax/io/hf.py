@@ -136,6 +136,10 @@ def config_from_hf(d: dict, source: str = "config.json") -> ModelConfig:
         )
     except KeyError as e:
         raise LoadError(f"{source}: missing key {e.args[0]!r} for model_type={model_type!r}") from e
+    except (TypeError, ValueError) as e:
+        if isinstance(e, LoadError):
+            raise
+        raise LoadError(f"{source}: inconsistent config for model_type={model_type!r} ({e})") from e
 
 
 _LLAMA_NAMES = {

@@ -103,6 +103,7 @@ class SafetensorsCheckpoint:
 
     def __init__(self, folder: Path):
         folder = Path(folder)
+        self.folder = folder
         index = folder / "model.safetensors.index.json"
         if index.exists():
             try:
@@ -126,5 +127,5 @@ class SafetensorsCheckpoint:
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._where:
-            raise LoadError(f"missing tensor {name} in the checkpoint")
+            raise LoadError(f"{self.folder}: missing tensor {name} in the checkpoint")
         return self._where[name][name]

@@ -72,6 +72,12 @@ class ModelConfig:
     name: str = ""
 
     def __post_init__(self) -> None:
+        sizes = ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
+                 "intermediate_size")
+        bad = [f"{name}={getattr(self, name)!r}" for name in sizes
+               if type(getattr(self, name)) is not int or getattr(self, name) < 1]
+        if bad:
+            raise ValueError(f"model sizes must be positive integers: {', '.join(bad)}")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
         if self.family == "gemma3" and (self.sliding_window is None or self.rope_local_theta is None):
