@@ -5,7 +5,7 @@ setup:
 	bash scripts/setup.sh
 
 analyze: setup
-	.venv/bin/rhojax analyze smollm2-135m --out results/smollm2-135m
+	.venv/bin/rhojax analyze smollm2-135m --budget quick --out results/smollm2-135m-quick
 
 test: setup
 	.venv/bin/python -m pytest -q -n 2 --dist loadgroup

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
 from rhojax.eval.perplexity import perplexity
 from rhojax.io.hf import load_hf_folder
@@ -39,22 +41,48 @@ def test_hidden_states_match_transformers(tmp_path):
     np.testing.assert_allclose(normed_last, out.hidden_states[-1].numpy(), atol=1e-4)
 
 
-def test_bfloat16_load_runs_close_to_float32(tmp_path):
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def test_bfloat16_load_rounds_weights_and_computes_as_precisely_as_transformers(tmp_path):
+    """A bfloat16 load has two error sources, checked separately.
+
+    Weights: every tensor is the round-to-nearest bfloat16 of its float32 value (checked exactly against
+    torch's rounding), and float32 arithmetic on those rounded weights matches transformers' float32
+    forward on the same rounded weights as tightly as the float32 parity test.
+
+    Arithmetic: bfloat16 rounding inside the forward has no closed-form bound worth testing, so its scale is
+    measured on the reference: transformers' own bfloat16 forward, against the same float32-arithmetic
+    reference. Measured here: both have an RMS logit error of about 0.003 and a largest error of about
+    0.012 (logits up to about 2.6); rhojax's may be at most 1.5x the reference's RMS and 2x its largest.
+    (The previous bound, 10% of the largest logit, allowed errors some 20 times larger.)
+    """
     build_reference("qwen2_bias_tied", tmp_path)
     config, p32 = load_hf_folder(tmp_path)
     _, p16 = load_hf_folder(tmp_path, dtype=jnp.bfloat16)
-    assert p16["embed"].dtype == jnp.bfloat16
-    tokens = jnp.arange(16)[None]
-    l32 = np.asarray(forward(config, p32, tokens))
-    l16 = np.asarray(forward(config, p16, tokens).astype(jnp.float32))
-    assert np.max(np.abs(l16 - l32)) < 0.1 * np.max(np.abs(l32))
+    for a, b in zip(jax.tree.leaves(p32), jax.tree.leaves(p16), strict=True):
+        assert b.dtype == jnp.bfloat16
+        rounded = torch.from_numpy(np.asarray(a)).to(torch.bfloat16).float().numpy()
+        np.testing.assert_array_equal(np.asarray(b.astype(jnp.float32)), rounded)
+
+    tokens = np.random.default_rng(0).integers(0, config.vocab_size, size=(2, 64))
+    with torch.no_grad():
+        torch_bf16 = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+        reference_bf16 = torch_bf16(torch.tensor(tokens)).logits.float().numpy()
+        exact = torch_bf16.float()(torch.tensor(tokens)).logits.numpy()  # float32 arithmetic, bf16 weights
+    p16_as_32 = jax.tree.map(lambda a: a.astype(jnp.float32), p16)
+    ours_exact = np.asarray(forward(config, p16_as_32, jnp.asarray(tokens)))
+    assert np.max(np.abs(ours_exact - exact)) < 1e-4
+
+    ours = np.asarray(forward(config, p16, jnp.asarray(tokens)).astype(jnp.float32))
+    assert _rms(ours - exact) <= 1.5 * _rms(reference_bf16 - exact)
+    assert np.max(np.abs(ours - exact)) <= 2.0 * np.max(np.abs(reference_bf16 - exact))
 
 
 @pytest.mark.slow
 def test_smollm2_matches_transformers_gguf_loader(smollm2, smollm2_windows):
     """Real-model parity: logits within 1e-3 on a sentence, perplexity within 0.1% on 4,096 tokens."""
-    from transformers import AutoModelForCausalLM
-
     reference = AutoModelForCausalLM.from_pretrained(
         str(smollm2.source.parent), gguf_file=smollm2.gguf_file, dtype=torch.float32
     ).eval()

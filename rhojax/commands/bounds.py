@@ -11,8 +11,7 @@ from rich.table import Table
 from rhojax.bounds.checker import check_bounds, site_inputs
 from rhojax.bounds.levels import plan
 from rhojax.bounds.summary import level_record, summarize
-from rhojax.commands.basics import DTYPE, MODEL, TEXT
-from rhojax.commands.common import console, guarded, output_dir, progress_bar, run_metadata
+from rhojax.commands.common import DTYPE, MODEL, TEXT, console, guarded, output_dir, progress_bar, run_metadata
 from rhojax.compress import NEEDS_HESSIAN, calibration_stats
 from rhojax.data.windows import corpus_windows
 from rhojax.errors import RhojaxError

@@ -58,20 +58,18 @@ def perplexity_from_nll(nll_sums: np.ndarray, seq_len: int) -> PerplexityResult:
     return PerplexityResult(math.exp(mean), mean, scored, int(nll_sums.size), seq_len)
 
 
-def perplexity(
+def window_nll_sums(
     config: ModelConfig,
     params: dict,
     windows: np.ndarray,
     *,
     batch_size: int = 4,
     on_batch: Callable[[int], None] | None = None,
-) -> PerplexityResult:
-    """Perplexity of ``(N, T)`` windows, ``batch_size`` windows per jitted call.
+) -> np.ndarray:
+    """Summed NLL of each of ``(N, T)`` windows, (N,) float64, ``batch_size`` windows per jitted call.
 
     The last partial batch is padded with copies of the first window so only one shape compiles;
-    padded rows are dropped before averaging. ``on_batch(n_windows_done)`` reports progress.
-    A window whose loss is NaN/Inf raises :class:`NumericalError` naming the layer and stage where
-    the first NaN/Inf arose (:func:`rhojax.models.locate_nonfinite`); nothing is averaged over it.
+    padded rows are dropped. ``on_batch(n_windows_done)`` reports progress.
     """
     windows = np.asarray(windows, dtype=np.int32)
     n = len(windows)
@@ -81,13 +79,32 @@ def perplexity(
         real = len(batch)
         if real < batch_size:
             batch = np.concatenate([batch, np.repeat(windows[:1], batch_size - real, axis=0)])
-        sums.append(np.asarray(window_nll(config, params, jnp.asarray(batch)))[:real])
+        sums.append(np.asarray(window_nll(config, params, jnp.asarray(batch)), np.float64)[:real])
         if on_batch is not None:
             on_batch(start + real)
-    sums = np.concatenate(sums)
-    bad = np.flatnonzero(~np.isfinite(sums))
+    return np.concatenate(sums)
+
+
+def perplexity(
+    config: ModelConfig,
+    params: dict,
+    windows: np.ndarray,
+    *,
+    batch_size: int = 4,
+    on_batch: Callable[[int], None] | None = None,
+) -> PerplexityResult:
+    """Perplexity of ``(N, T)`` windows (see :func:`window_nll_sums` for batching and progress).
+
+    A window whose loss is NaN/Inf raises :class:`NumericalError` naming the layer and stage where
+    the first NaN/Inf arose (:func:`rhojax.models.locate_nonfinite`); nothing is averaged over it.
+    """
+    windows = np.asarray(windows, dtype=np.int32)
+    nll = window_nll_sums(config, params, windows, batch_size=batch_size, on_batch=on_batch)
+    bad = np.flatnonzero(~np.isfinite(nll))
     if bad.size:
         fault = locate_nonfinite(config, params, windows[bad[:1]])
         where = fault.describe() if fault is not None else "not reproduced on that window alone"
-        raise NumericalError(f"perplexity: {bad.size} of {n} windows have a non-finite loss (window {bad[0]}: {where})")
-    return perplexity_from_nll(sums, windows.shape[1])
+        raise NumericalError(
+            f"perplexity: {bad.size} of {len(windows)} windows have a non-finite loss (window {bad[0]}: {where})"
+        )
+    return perplexity_from_nll(nll, windows.shape[1])

@@ -142,3 +142,26 @@ def load_model(spec: str, *, dtype: str = "float32") -> Model:
     if spec in PACKAGED_MODELS:
         config = config.replace(name=spec)
     return Model(spec=spec, config=config, params=params, dtype=dtype, source=path, gguf_file=gguf_file)
+
+
+def describe(model: Model) -> dict:
+    """The model card of ``model``: family, sizes, sites and where it was loaded from (plain JSON data)."""
+    from rhojax.models.params import count_params
+
+    c = model.config
+    return {
+        "model": model.spec,
+        "source": str(model.source),
+        "family": c.family,
+        "architecture": c.name,
+        "parameters": count_params(model.params),
+        "layers": c.num_layers,
+        "hidden_size": c.hidden_size,
+        "heads": f"{c.num_heads} query / {c.num_kv_heads} key-value, head_dim {c.head_dim}",
+        "intermediate_size": c.intermediate_size,
+        "vocab_size": c.vocab_size,
+        "tied_embeddings": c.tie_embeddings,
+        "site_kinds": list(c.site_kinds),
+        "sites": len(c.sites),
+        "dtype": model.dtype,
+    }

@@ -1,4 +1,7 @@
-"""The contraction profile (DESIGN.md section 2): rho, alpha/beta, Lyapunov, gains, drift, absorption."""
+"""The contraction profile: rho, alpha/beta, Lyapunov, gains, drift, absorption.
+
+Definitions: docs/definitions.md, sections "Error propagation" to "Absorption".
+"""
 
 from rhojax.propagation.absorption import (
     Absorption,

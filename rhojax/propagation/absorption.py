@@ -1,4 +1,4 @@
-"""Perturbation absorption (inter-layer perturbation-absorption paper, DESIGN.md section 2).
+"""Perturbation absorption (inter-layer perturbation-absorption paper; docs/definitions.md#absorption).
 
 Inject Gaussian noise of relative size ``eps`` at layer ``l`` and track ``R_k`` to the output
 (:mod:`rhojax.propagation.drift`). Absorption coefficient ``r_l = E[R_L / R_l]`` (r < 1 absorbs,
