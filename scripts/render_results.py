@@ -64,6 +64,10 @@ def duration(seconds: float) -> str:
     return f"{num(seconds, 3)} s" if seconds < 120 else f"{num(seconds / 60, 3)} min"
 
 
+#: What the parity tests assert: thresholds of the tests, not measurements (the tests are the evidence).
+PARITY = (Path(__file__).parent / "results_text" / "parity_checks.md").read_text().rstrip("\n")
+
+
 def foundation(data: dict[str, dict]) -> str:
     ref = data.get("reference_perplexity")
     lines = ["# Foundation: perplexity against transformers, and the join rule", "",
@@ -89,6 +93,7 @@ def foundation(data: dict[str, dict]) -> str:
         "\"Same windows\" says whether the two token arrays are identical.", "",
         md_table(["token stream", "scored tokens", "rhojax ppl [95%]", "transformers ppl [95%]", "difference",
                   "same windows"], rows), "",
+        "## What the parity tests assert", "", PARITY, "",
         "## Reading", "",
         f"- rhojax and transformers agree within {pct(max(abs(c['relative_difference']) for c in cases.values()), 3)} "
         "in every row, and build identical windows from the same text.",

@@ -1,6 +1,7 @@
 """Pure-functional transformer families: ``(config, params)`` with blocks stacked on a layer axis."""
 
 from rhojax.models.config import SITE_KINDS, ModelConfig, RopeScaling
+from rhojax.models.faults import NonFinite, locate_nonfinite
 from rhojax.models.params import assemble_params, block_spec, count_params, init_params, top_spec
 from rhojax.models.transformer import (
     block,
@@ -15,6 +16,7 @@ from rhojax.models.transformer import (
 __all__ = [
     "SITE_KINDS",
     "ModelConfig",
+    "NonFinite",
     "RopeScaling",
     "assemble_params",
     "block",
@@ -24,6 +26,7 @@ __all__ = [
     "embed",
     "forward",
     "init_params",
+    "locate_nonfinite",
     "num_layers",
     "run_blocks",
     "top_spec",
