@@ -46,14 +46,14 @@ class AnalysisSettings:
 
 BUDGETS: dict[str, AnalysisSettings] = {
     "smoke": AnalysisSettings(
-        perplexity=PerplexitySettings(tokens=1024, seq_len=128),
+        perplexity=PerplexitySettings(tokens=512, seq_len=128),
         profile=ProfileSettings(tokens=256, seq_len=128, samples=2, sweep_eps=(1e-1,), sweep_samples=2,
                                 drift_tokens=128, drift_samples=2, absorption_eps=(0.5,), jacobian_tokens=128,
-                                jacobian_iterations=3, boots=100),
-        sensitivity=SweepSettings(methods=("wanda",), tokens=256, calib_tokens=256, seq_len=128, layers=(0, 15, 29),
+                                jacobian_iterations=2, boots=100),
+        sensitivity=SweepSettings(methods=("wanda",), tokens=256, calib_tokens=256, seq_len=128, layers=(0,),
                                   boots=100),
         eval=EvalSettings(tasks=("arc_easy",), limit=8),
-        bounds=BoundsSettings(plan="quick", tokens=128, seq_len=64, check_tokens=8, site_plan="wanda", site_tokens=64),
+        bounds=BoundsSettings(plan="smoke", tokens=128, seq_len=64, check_tokens=8, site_plan=""),
         depth=DepthSettings(tokens=256, calib_tokens=256, seq_len=128, samples=2, tasks=(), ks=(2,),
                             criteria=("bi", "rho_ascending"), sparsities=(0.5,), methods=("wanda",),
                             schedules=("uniform", "depth"), task_ks=(), boots=100),
