@@ -1,11 +1,13 @@
 """Depth pruning: layer scores (``|rho - 1|``, Block Influence, blends) and physical layer deletion."""
 
-from rhojax.depth.influence import BlockInfluence, block_influence, token_cosines
+from rhojax.depth.influence import BlockInfluence, block_influence, influence_statistics, token_cosines
 from rhojax.depth.prune import kept_layers, remove_layers
 from rhojax.depth.removal import (
+    CRITERIA,
     RHO_ORDERS,
     iterative_removal,
     one_shot_removal,
+    rank_layers,
     ranks,
     removal_order,
     rho_rank,
@@ -13,15 +15,18 @@ from rhojax.depth.removal import (
 from rhojax.depth.scores import VERSIONS, layer_absorption, layer_rho, rho_of
 
 __all__ = [
+    "CRITERIA",
     "RHO_ORDERS",
     "VERSIONS",
     "BlockInfluence",
     "block_influence",
+    "influence_statistics",
     "iterative_removal",
     "kept_layers",
     "layer_absorption",
     "layer_rho",
     "one_shot_removal",
+    "rank_layers",
     "ranks",
     "removal_order",
     "remove_layers",

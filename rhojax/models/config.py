@@ -1,6 +1,10 @@
 """Model configuration shared by every family.
 
-A config is a frozen, hashable dataclass so it can be a static argument of `jax.jit`.
+A config is a frozen, hashable dataclass so it can be a static argument of `jax.jit`
+(``jax.jit(f, static_argnames="config")``). It is also registered as a pytree *without leaves* (the
+whole config is static aux data), so it may be passed to a user's ``jax.jit``/``jax.vmap``/``jax.grad``
+as an ordinary argument, alone or inside a tuple ``(config, params)``: JAX then treats it as static
+and recompiles only for a different config.
 Two families cover every supported architecture:
 
 - ``"llama"``: pre-RMSNorm blocks with RoPE and a gated SiLU MLP. LLaMA-2/3 (with llama3
@@ -12,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Literal
+
+import jax
 
 Family = Literal["llama", "gpt2"]
 
@@ -102,3 +108,6 @@ class ModelConfig:
         if d.get("rope_scaling") is not None:
             d["rope_scaling"] = RopeScaling(**d["rope_scaling"])
         return cls(**d)
+
+
+jax.tree_util.register_pytree_node(ModelConfig, lambda config: ((), config), lambda config, _: config)
