@@ -34,7 +34,7 @@ def _pair(model: ModelLike) -> tuple[ModelConfig, dict]:
     config, params = getattr(model, "config", None), getattr(model, "params", None)
     if isinstance(config, ModelConfig) and isinstance(params, dict):
         return config, params
-    raise RhojaxError(f"model: got {type(model).__name__}; pass a rhojax.Model (rhojax.load) or a (config, params) pair")
+    raise RhojaxError(f"model: got {type(model).__name__}; pass a rhojax.Model (from rhojax.load) or (config, params)")
 
 
 def _like(model: ModelLike, config: ModelConfig, params: dict) -> ModelLike:
