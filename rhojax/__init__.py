@@ -40,7 +40,7 @@ _EXPORTS: dict[str, str] = {
     "remove_layers": "rhojax._api",
     "get_site": "rhojax._api",
     "set_site": "rhojax._api",
-    "rank_layers": "rhojax.depth.removal",
+    "rank_layers": "rhojax._api",
     "init_params": "rhojax.models.params",
     "Model": "rhojax.io.resolve",
     "ModelConfig": "rhojax.models.config",
@@ -99,12 +99,12 @@ if TYPE_CHECKING:  # what the lazy imports above resolve to, for type checkers a
         load,
         loss,
         perplexity,
+        rank_layers,
         remove_layers,
         rho_profile,
         set_site,
     )
     from rhojax.depth.influence import BlockInfluence
-    from rhojax.depth.removal import rank_layers
     from rhojax.errors import RhojaxError
     from rhojax.io.resolve import Model
     from rhojax.models.config import ModelConfig

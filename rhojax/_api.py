@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rhojax import depth as _depth
 from rhojax.depth.influence import BlockInfluence, influence_statistics
@@ -124,6 +125,34 @@ def remove_layers(model: ModelLike, layers) -> ModelLike:
     """
     config, params = _pair(model)
     return _like(model, *_depth.remove_layers(config, params, layers))
+
+
+def _per_layer(values, name: str):
+    """A result's per-layer values as a (L,) array: ``.bi`` of a Block Influence, the sample mean of a
+    profile's ``.rho`` (or of any (L, K) samples); None and (L,) arrays pass through."""
+    if values is None:
+        return None
+    values = np.asarray(getattr(values, name, values), np.float64)
+    return values.mean(axis=1) if values.ndim == 2 else values
+
+
+def rank_layers(
+    criterion: str,
+    *,
+    bi=None,
+    rho=None,
+    lam: float | None = None,
+    rho_order: str = "ascending",
+) -> list[int]:
+    """Every layer, from the first to the last to remove, by a named depth criterion
+    (docs/definitions.md#depth-pruning): ``"bi"`` (ShortGPT: smallest Block Influence first), ``"rho"``
+    (``|rho_t - 1|`` in ``rho_order``) or ``"blend"`` (``lam * rank_rho + (1 - lam) * rank_BI``, ``lam`` required).
+
+    ``bi`` is a :class:`BlockInfluence` or a (L,) array; ``rho`` a :class:`RhoProfile` (its aggregate sample
+    mean), a (L,) array or (L, K) samples. ``rank_layers(...)[:k]`` are the ``k`` layers to remove.
+    """
+    return _depth.rank_layers(criterion, rho=_per_layer(rho, "rho"), bi=_per_layer(bi, "bi"), lam=lam,
+                              rho_order=rho_order)
 
 
 def get_site(model_or_params, site: tuple[int, str]) -> jax.Array:

@@ -250,11 +250,14 @@ def test_rank_layers_and_remove_layers():
     # blend 0.5 of the per-layer ranks rank_rho (2, 1, 0, 3) and rank_bi (2, 0, 3, 1), ties by rank_bi
     blend = 0.5 * np.array([2, 1, 0, 3]) + 0.5 * np.array([2, 0, 3, 1])
     expected = sorted(range(4), key=lambda i: (blend[i], [2, 0, 3, 1][i], i))
-    np.testing.assert_array_equal(rhojax.rank_layers("blend", bi=bi, rho=rho), expected)
-    with pytest.raises(rhojax.RhojaxError, match="criterion 'shortgpt': choose one of bi, rho, blend"):
+    np.testing.assert_array_equal(rhojax.rank_layers("blend", bi=bi, rho=rho, lam=0.5), expected)
+    with pytest.raises(rhojax.RhojaxError, match="criterion 'shortgpt': choose rho, bi or blend"):
         rhojax.rank_layers("shortgpt", bi=bi)
-    with pytest.raises(rhojax.RhojaxError, match="needs bi"):
-        rhojax.rank_layers("blend", rho=rho)
+    with pytest.raises(rhojax.RhojaxError, match="needs lam"):
+        rhojax.rank_layers("blend", rho=rho, bi=bi)
+    # result objects are accepted as they come
+    result = rhojax.BlockInfluence(bi=jnp.asarray(bi), bi_without_bos=jnp.asarray(bi), tokens=1)
+    np.testing.assert_array_equal(rhojax.rank_layers("bi", bi=result), [1, 3, 0, 2])
 
     config, params = rhojax.remove_layers((CONFIG, P1), [1, 3])
     assert config.num_layers == 2

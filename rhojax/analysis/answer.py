@@ -18,6 +18,7 @@ import dataclasses
 
 import numpy as np
 
+from rhojax.eval.intervals import ratio_ci
 from rhojax.settings import setting
 
 
@@ -73,6 +74,60 @@ def amplifying_layers(profile: dict) -> dict:
     }
 
 
+def removal_decision(depth: dict, settings: AnswerSettings) -> dict:
+    """The best criterion at every k, and the largest k whose ratio stays within ``removal_cost``."""
+    best = {}
+    for row in depth["depth"]:
+        if row["k"] not in best or row["perplexity"] < best[row["k"]]["perplexity"]:
+            best[row["k"]] = row
+    table = [{"k": k, "criterion": r["criterion"], "removed_layers": r["removed_layers"], "perplexity": r["perplexity"],
+              "ratio": r["ratio"], "ratio_ci": r["ratio_ci"]} for k, r in sorted(best.items())]
+    within = [r for r in table if r["ratio_ci"][1] <= 1 + settings.removal_cost]
+    chosen = within[-1] if within else None
+    if chosen is None:
+        statement = (f"<b>Layer removal</b> (<a href='#depth'>evidence</a>): no tested removal stays within "
+                     f"+{settings.removal_cost:.0%} perplexity (95% upper bound); the cheapest, k = {table[0]['k']} by "
+                     f"{table[0]['criterion']}, costs x{table[0]['ratio']:.3g}." if table else
+                     "<b>Layer removal</b>: not measured at this budget.")
+    else:
+        statement = (f"<b>Layer removal</b> (<a href='#depth'>evidence</a>): remove layers {chosen['removed_layers']} "
+                     f"(k = {chosen['k']}, by {chosen['criterion']}): perplexity x{chosen['ratio']:.3g} "
+                     f"(95% [{chosen['ratio_ci'][0]:.3g}, {chosen['ratio_ci'][1]:.3g}]), the largest tested removal "
+                     f"within +{settings.removal_cost:.0%}.")
+    return {"best_per_k": table, "recommended": chosen, "statement_html": statement}
+
+
+def allocation_decision(depth: dict, settings: AnswerSettings) -> dict:
+    """The best schedule per (method, sparsity) and whether it beats uniform beyond the noise."""
+    cells: dict[tuple, list[dict]] = {}
+    for row in depth["allocation"]:
+        cells.setdefault((row["method"], row["sparsity"]), []).append(row)
+    per_cell, parts = [], []
+    for (method, sparsity), rows in sorted(cells.items()):
+        best = min(rows, key=lambda r: r["perplexity"])
+        uniform = next((r for r in rows if r["schedule"] == "uniform"), None)
+        entry = {"method": method, "sparsity": sparsity, "schedule": best["schedule"], "ratios": best["ratios"],
+                 "perplexity": best["perplexity"], "ratio": best["ratio"], "ratio_ci": best["ratio_ci"]}
+        text = (f"{method} at {sparsity:.0%}: {best['schedule']} (perplexity {best['perplexity']:.4g}, "
+                f"x{best['ratio']:.3g} of dense, 95% [{best['ratio_ci'][0]:.3g}, {best['ratio_ci'][1]:.3g}])")
+        if uniform is not None and uniform is not best:
+            per_window = depth["settings"]["seq_len"] - 1
+            vs = np.exp((np.sum(best["window_nll"]) - np.sum(uniform["window_nll"]))
+                        / (len(uniform["window_nll"]) * per_window))
+            lo, hi = ratio_ci(best["window_nll"], uniform["window_nll"], per_window,
+                              boots=depth["settings"]["boots"], seed=depth["settings"]["seed"])
+            entry["vs_uniform"] = {"ratio": float(vs), "ci": [lo, hi], "beyond_noise": bool(hi < 1)}
+            text += (f", x{vs:.3g} of uniform (95% [{lo:.3g}, {hi:.3g}]: "
+                     + ("better beyond the noise" if hi < 1 else "within the noise") + ")")
+        elif uniform is best:
+            text += ", uniform itself"
+        per_cell.append(entry)
+        parts.append(text)
+    statement = ("<b>Sparsity allocation</b> (<a href='#allocation'>evidence</a>): " + "; ".join(parts) + "."
+                 if parts else "<b>Sparsity allocation</b>: not measured at this budget.")
+    return {"best": per_cell, "statement_html": statement}
+
+
 def build_answer(summaries: dict, settings: AnswerSettings) -> dict:
     """The answer section from the studies' summaries (keys: study names)."""
     answer: dict = {"settings": dataclasses.asdict(settings)}
@@ -80,4 +135,7 @@ def build_answer(summaries: dict, settings: AnswerSettings) -> dict:
         answer["matrices"] = matrix_verdicts(summaries["sensitivity"], settings)
     if "profile" in summaries:
         answer["amplifying_layers"] = amplifying_layers(summaries["profile"])
+    if "depth" in summaries:
+        answer["removal"] = removal_decision(summaries["depth"], settings)
+        answer["allocation"] = allocation_decision(summaries["depth"], settings)
     return answer

@@ -11,10 +11,13 @@ from __future__ import annotations
 import dataclasses
 
 from rhojax.analysis.answer import AnswerSettings
+from rhojax.depth.study import DepthSettings
 from rhojax.errors import RhojaxError
 from rhojax.eval.perplexity_study import PerplexitySettings
+from rhojax.eval.study import EvalSettings
 from rhojax.propagation.study import ProfileSettings
 from rhojax.sensitivity.study import SweepSettings
+from rhojax.structure.study import StructureSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +27,9 @@ class AnalysisSettings:
     perplexity: PerplexitySettings = PerplexitySettings()
     profile: ProfileSettings = ProfileSettings()
     sensitivity: SweepSettings = SweepSettings()
+    eval: EvalSettings = EvalSettings()
+    depth: DepthSettings = DepthSettings()
+    structure: StructureSettings = StructureSettings()
     answer: AnswerSettings = AnswerSettings()
 
     def with_text(self, text: str) -> AnalysisSettings:
@@ -44,6 +50,12 @@ BUDGETS: dict[str, AnalysisSettings] = {
                                 jacobian_iterations=3, boots=100),
         sensitivity=SweepSettings(methods=("wanda",), tokens=256, calib_tokens=256, seq_len=128, layers=(0, 15, 29),
                                   boots=100),
+        eval=EvalSettings(tasks=("arc_easy",), limit=8),
+        depth=DepthSettings(tokens=256, calib_tokens=256, seq_len=128, samples=2, tasks=(), ks=(2,),
+                            criteria=("bi", "rho_ascending"), sparsities=(0.5,), methods=("wanda",),
+                            schedules=("uniform", "depth"), task_ks=(), boots=100),
+        structure=StructureSettings(tokens=256, calib_tokens=512, seq_len=128, k=8, ablate_every=15, spans=(2,),
+                                    span_every=15, replace_every=15),
     ),
     "quick": AnalysisSettings(
         perplexity=PerplexitySettings(tokens=16384),
@@ -51,17 +63,33 @@ BUDGETS: dict[str, AnalysisSettings] = {
                                 drift_tokens=512, drift_samples=2, absorption_eps=(0.5,), jacobian_tokens=512,
                                 jacobian_iterations=6, boots=1000),
         sensitivity=SweepSettings(methods=("wanda",), tokens=1024, calib_tokens=2048),
+        eval=EvalSettings(tasks=("arc_easy", "piqa"), limit=100),
+        depth=DepthSettings(tokens=4096, calib_tokens=1024, tasks=(), ks=(2, 4), criteria=("bi", "rho_ascending",
+                            "blend_0.5"), sparsities=(0.5,), methods=("wanda",), schedules=("uniform", "depth", "owl"),
+                            task_ks=()),
+        structure=StructureSettings(tokens=2048, calib_tokens=2048, ablate_every=5, spans=(2,), span_every=10,
+                                    replace_every=5),
     ),
     "standard": AnalysisSettings(
         perplexity=PerplexitySettings(tokens=32768),
         profile=ProfileSettings(tokens=2048, samples=8),
         sensitivity=SweepSettings(methods=("magnitude", "wanda"), tokens=4096, calib_tokens=4096),
+        eval=EvalSettings(tasks=("all",), limit=500),
+        depth=DepthSettings(tokens=16384, calib_tokens=4096, tasks=("arc_easy", "piqa"), task_limit=200,
+                            ks=(2, 4, 6, 8), criteria=("bi", "rho_ascending", "rho_ascending_tokenwise", "blend_0.5",
+                                                       "bi_iterative"),
+                            sparsities=(0.5, 0.7), methods=("wanda",),
+                            schedules=("uniform", "depth", "owl", "alpha", "owl_absorption_tokenwise"), task_ks=(4, 8)),
+        structure=StructureSettings(tokens=4096, calib_tokens=8192, ablate_every=2),
     ),
     "paper": AnalysisSettings(
         perplexity=PerplexitySettings(tokens=65536),
         profile=ProfileSettings(tokens=4096, samples=8, drift_tokens=2048, drift_samples=8),
         sensitivity=SweepSettings(methods=("magnitude", "wanda"), levels="0.1,0.3,0.5", tokens=16384,
                                   calib_tokens=16384),
+        eval=EvalSettings(tasks=("all",)),
+        depth=DepthSettings(tokens=65536, calib_tokens=16384, tasks=("all",), task_limit=1000),
+        structure=StructureSettings(tokens=16384, calib_tokens=32768),
     ),
 }
 

@@ -16,16 +16,21 @@ from pathlib import Path
 from rhojax.analysis.answer import build_answer
 from rhojax.analysis.budgets import AnalysisSettings
 from rhojax.analysis.sections import SECTIONS
+from rhojax.depth.study import run_depth_study
 from rhojax.eval.perplexity_study import run_perplexity_study
+from rhojax.eval.study import run_eval_study
 from rhojax.io.resolve import describe
 from rhojax.progress import SILENT, Progress
 from rhojax.propagation.study import run_profile_study
 from rhojax.provenance import provenance
+from rhojax.report.depth_figures import draw_depth_figures
 from rhojax.report.propagation_figures import draw_profile_figures
 from rhojax.report.sensitivity_figures import draw_sweep_figures
+from rhojax.report.structure_figures import draw_structure_figures
 from rhojax.runs import RunFolder
 from rhojax.sensitivity.study import run_sweep_study
 from rhojax.settings import run_identity
+from rhojax.structure.study import run_structure_study
 
 SCHEMA_VERSION = 1
 
@@ -46,6 +51,11 @@ STEPS: tuple[Step, ...] = (
          draw_profile_figures),
     Step("sensitivity", "Sensitivity map", lambda m, run, s, p: run_sweep_study(m, run, s, progress=p),
          draw_sweep_figures),
+    Step("eval", "Zero-shot accuracy", lambda m, run, s, p: run_eval_study(m, run, s, progress=p)),
+    Step("depth", "Depth pruning and allocation", lambda m, run, s, p: run_depth_study(m, run, s, progress=p),
+         draw_depth_figures),
+    Step("structure", "Structure", lambda m, run, s, p: run_structure_study(m, run, s, progress=p),
+         draw_structure_figures),
 )
 
 
@@ -79,7 +89,7 @@ def run_analysis(model, out: str | Path, settings: AnalysisSettings, *, budget: 
         "settings": dataclasses.asdict(settings),
         "provenance": provenance(),
         "answer": build_answer(summaries, settings.answer),
-        **{name: compact(summaries[name]) for name, compact in SECTIONS.items() if name in summaries},
+        **{name: compact(summaries[study]) for name, (study, compact) in SECTIONS.items() if study in summaries},
         "figures": figures,
         "timings": {"seconds": timings, "total_seconds": round(sum(timings.values()), 1)},
     }

@@ -51,8 +51,44 @@ def sensitivity_section(s: dict) -> dict:
     return {**_keep(s, "dense_ppl", "scored_tokens", "eval_windows", "configurations", "layers"), "maps": maps}
 
 
-SECTIONS: dict[str, Callable[[dict], dict]] = {
-    "perplexity": perplexity_section,
-    "profile": profile_section,
-    "sensitivity": sensitivity_section,
+def eval_section(s: dict) -> dict:
+    return {"tasks": {name: _keep(t, "items", "acc", "acc_stderr", "acc_norm", "acc_norm_stderr", "perplexity")
+                      for name, t in s["tasks"].items()}}
+
+
+_ROW = ("perplexity", "perplexity_ci", "ratio", "ratio_ci", "scored_tokens", "mean_acc", "tasks")
+
+
+def depth_section(s: dict) -> dict:
+    return {
+        "layers": s["layers"],
+        "scored_tokens": s["scored_tokens"],
+        "signals": s["signals"],
+        "dense": _keep(s["dense"], *_ROW),
+        "rows": [_keep(r, "criterion", "k", "removed_layers", *_ROW) for r in s["depth"]],
+    }
+
+
+def allocation_section(s: dict) -> dict:
+    return {
+        "scored_tokens": s["scored_tokens"],
+        "dense": _keep(s["dense"], *_ROW),
+        "rows": [_keep(r, "sparsity", "method", "schedule", "ratios", "realised_mean", *_ROW) for r in s["allocation"]],
+    }
+
+
+def structure_section(s: dict) -> dict:
+    return {**_keep(s, "calibration_windows", "evaluation_windows", "scored_tokens", "dense_perplexity", "headline"),
+            "replacement": [_keep(r, "start", "length", "method", "perplexity", "r2") for r in s["replacement"]]}
+
+
+#: report key -> (study whose summary it reads, compact section of that summary)
+SECTIONS: dict[str, tuple[str, Callable[[dict], dict]]] = {
+    "perplexity": ("perplexity", perplexity_section),
+    "profile": ("profile", profile_section),
+    "sensitivity": ("sensitivity", sensitivity_section),
+    "eval": ("eval", eval_section),
+    "depth": ("depth", depth_section),
+    "allocation": ("depth", allocation_section),
+    "structure": ("structure", structure_section),
 }

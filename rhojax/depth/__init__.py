@@ -3,8 +3,9 @@
 from rhojax.depth.influence import BlockInfluence, block_influence, influence_statistics, token_cosines
 from rhojax.depth.prune import kept_layers, remove_layers
 from rhojax.depth.removal import (
-    CRITERIA,
+    CRITERION_WEIGHTS,
     RHO_ORDERS,
+    criterion_weight,
     iterative_removal,
     one_shot_removal,
     rank_layers,
@@ -15,11 +16,12 @@ from rhojax.depth.removal import (
 from rhojax.depth.scores import VERSIONS, layer_absorption, layer_rho, rho_of
 
 __all__ = [
-    "CRITERIA",
+    "CRITERION_WEIGHTS",
     "RHO_ORDERS",
     "VERSIONS",
     "BlockInfluence",
     "block_influence",
+    "criterion_weight",
     "influence_statistics",
     "iterative_removal",
     "kept_layers",

@@ -25,6 +25,8 @@ from rhojax.models.config import ModelConfig
 
 RhoOrder = Literal["ascending", "descending"]
 RHO_ORDERS: tuple[str, ...] = ("ascending", "descending")
+#: The weight of rank_rho each named criterion stands for (``blend`` takes it from ``lam``).
+CRITERION_WEIGHTS: dict[str, float | None] = {"rho": 1.0, "bi": 0.0, "blend": None}
 
 
 def ranks(score: np.ndarray) -> np.ndarray:
@@ -51,9 +53,9 @@ def removal_order(
     ``rho`` may be None when ``lam == 0`` and ``bi`` None when ``lam == 1``.
     """
     if not 0.0 <= lam <= 1.0:
-        raise RhojaxError(f"lam={lam}: the blend weight must lie in [0, 1]")
+        raise RhojaxError(f"lam {lam}: the blend weight of the rho rank must lie in [0, 1]")
     if (lam > 0 and rho is None) or (lam < 1 and bi is None):
-        raise RhojaxError("the blend needs rho for lam > 0 and bi (Block Influence) for lam < 1")
+        raise RhojaxError("the blend needs rho for lam > 0 and Block Influence (bi) for lam < 1")
     n = len(rho if rho is not None else bi)
     r_rho = rho_rank(rho, rho_order) if rho is not None else np.zeros(n, np.int64)
     r_bi = ranks(bi) if bi is not None else np.zeros(n, np.int64)
@@ -61,58 +63,38 @@ def removal_order(
     return np.lexsort((np.arange(n), r_bi, blend))
 
 
-def one_shot_removal(rho, bi, lam: float, k: int, rho_order: RhoOrder = "ascending") -> list[int]:
-    """The first ``k`` layers of :func:`removal_order` scored once on the full model."""
-    return [int(i) for i in removal_order(rho, bi, lam, rho_order)[:k]]
-
-
-Criterion = Literal["bi", "rho", "blend"]
-CRITERIA: tuple[str, ...] = ("bi", "rho", "blend")
-
-
-def _layer_values(values, name: str) -> np.ndarray | None:
-    """``values`` as a (L,) float64 array: a per-layer array, a (L, K) per-sample array (its sample mean),
-    or a result object (its ``bi`` for Block Influence, its aggregate sample-mean ``rho`` for a profile)."""
-    if values is None:
-        return None
-    if hasattr(values, name):
-        values = getattr(values, name)
-    values = np.asarray(values, np.float64)
-    if values.ndim == 2:
-        values = values.mean(axis=1)
-    if values.ndim != 1:
-        raise RhojaxError(f"{name} of shape {values.shape}: give one value per layer (L,) or samples (L, K)")
-    return values
+def criterion_weight(criterion: str, lam: float | None = None) -> float:
+    """The blend weight of rank_rho for a named criterion: 1 for ``rho``, 0 for ``bi``, ``lam`` for ``blend``."""
+    if criterion not in CRITERION_WEIGHTS:
+        raise RhojaxError(f"criterion {criterion!r}: choose rho, bi or blend")
+    if criterion == "blend":
+        if lam is None:
+            raise RhojaxError("criterion 'blend' needs lam, the weight of the rho rank in [0, 1]")
+        if not 0.0 <= lam <= 1.0:
+            raise RhojaxError(f"lam {lam}: the blend weight of the rho rank must lie in [0, 1]")
+        return float(lam)
+    return CRITERION_WEIGHTS[criterion]
 
 
 def rank_layers(
-    criterion: Criterion,
+    criterion: str,
     *,
-    bi=None,
-    rho=None,
-    lam: float = 0.5,
+    rho: np.ndarray | None = None,
+    bi: np.ndarray | None = None,
+    lam: float | None = None,
     rho_order: RhoOrder = "ascending",
-) -> np.ndarray:
-    """Layers sorted from the first to the last to remove, by a named criterion (docs/definitions.md#depth-pruning).
+) -> list[int]:
+    """Every layer, first to remove first, by the named ``criterion`` (``rho``, ``bi`` or ``blend`` with ``lam``).
 
-    - ``"bi"``: increasing Block Influence ``bi`` (ShortGPT: the least-changing block first);
-    - ``"rho"``: ``|rho_t - 1|`` in ``rho_order`` (``ascending``: the block closest to passing a relative
-      error through unchanged first);
-    - ``"blend"``: ``lam * rank_rho + (1 - lam) * rank_BI``, ties by ``rank_BI`` then layer index.
-
-    ``bi`` is a :class:`~rhojax.depth.influence.BlockInfluence` or a (L,) array; ``rho`` a
-    :class:`~rhojax.propagation.profile.RhoProfile` (aggregate sample mean), a (L,) array or (L, K) samples.
-    Returns an int array (L,); ``rank_layers(...)[:k]`` are the ``k`` layers to remove.
+    ``rank_layers("bi", bi=bi)`` is ShortGPT's order; ``rank_layers("rho", rho=rho)`` removes the
+    smallest ``|rho_t - 1|`` first (``rho_order="descending"``: the largest first).
     """
-    if criterion not in CRITERIA:
-        raise RhojaxError(f"criterion {criterion!r}: choose one of {', '.join(CRITERIA)}")
-    bi, rho = _layer_values(bi, "bi"), _layer_values(rho, "rho")
-    needed = {"bi": ("bi",), "rho": ("rho",), "blend": ("bi", "rho")}[criterion]
-    missing = [name for name in needed if {"bi": bi, "rho": rho}[name] is None]
-    if missing:
-        raise RhojaxError(f"criterion {criterion!r} needs {' and '.join(missing)}")
-    weight = {"bi": 0.0, "rho": 1.0, "blend": lam}[criterion]
-    return removal_order(rho if weight > 0 else None, bi if weight < 1 else None, weight, rho_order)
+    return [int(i) for i in removal_order(rho, bi, criterion_weight(criterion, lam), rho_order)]
+
+
+def one_shot_removal(rho, bi, lam: float, k: int, rho_order: RhoOrder = "ascending") -> list[int]:
+    """The first ``k`` layers of :func:`removal_order` scored once on the full model."""
+    return [int(i) for i in removal_order(rho, bi, lam, rho_order)[:k]]
 
 
 def iterative_removal(

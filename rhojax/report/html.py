@@ -128,10 +128,51 @@ def _sensitivity(report: dict, root: Path) -> str:
     return "".join(parts)
 
 
+def _eval(report: dict, root: Path) -> str:
+    tasks = report["eval"]["tasks"]
+    rows = [(name, t["items"], t["acc"], t["acc_stderr"], t.get("acc_norm")) for name, t in tasks.items()]
+    return table(["task", "items", "accuracy", "stderr", "accuracy (length-normalised)"], rows)
+
+
+def _row_cells(r: dict) -> list:
+    return [r["perplexity"], r["perplexity_ci"], r.get("ratio"), r.get("ratio_ci"), r.get("mean_acc")]
+
+
+def _depth(report: dict, root: Path) -> str:
+    d = report["depth"]
+    rows = [("dense", 0, "", *_row_cells(d["dense"]))]
+    rows += [(r["criterion"], r["k"], str(r["removed_layers"]), *_row_cells(r)) for r in d["rows"]]
+    return (f"<p>Layers physically removed; perplexity on {d['scored_tokens']:,} evaluation tokens, 95% intervals by "
+            "bootstrap over windows (ratio: paired with the dense model).</p>"
+            + table(["criterion", "k", "removed", "perplexity", "95%", "ratio", "95%", "mean accuracy"], rows))
+
+
+def _allocation(report: dict, root: Path) -> str:
+    a = report["allocation"]
+    rows = [(r["method"], f"{r['sparsity']:.0%}", r["schedule"], r["realised_mean"], *_row_cells(r)[:4])
+            for r in a["rows"]]
+    return table(["method", "target", "schedule", "realised sparsity", "perplexity", "95%", "ratio", "95%"], rows)
+
+
+def _structure(report: dict, root: Path) -> str:
+    st = report["structure"]
+    h = st["headline"]
+    best = h["best_single_replacement"]
+    return (f"<p>Mean overlap of the top-variance and top-importance subspaces: {_fmt(h['mean_overlap'], 3)} "
+            f"(chance {_fmt(h['chance_overlap'], 3)}). Best single-block linear replacement: block {best.get('start')} "
+            f"(perplexity {_fmt(best.get('perplexity'))} against {_fmt(st['dense_perplexity'])} dense). At half depth "
+            f"{_fmt(100 * h['settled_at_half_depth'], 3)}% of tokens have settled on the final prediction.</p>"
+            + table(["block", "R^2 of the linear map"], list(enumerate(h["r2_single_block"]))))
+
+
 SECTIONS: dict[str, tuple[str, Callable[[dict, Path], str]]] = {
     "perplexity": ("Model and perplexity", _perplexity),
     "profile": ("Contraction profile", _profile),
     "sensitivity": ("Sensitivity map", _sensitivity),
+    "eval": ("Zero-shot accuracy", _eval),
+    "depth": ("Depth pruning", _depth),
+    "allocation": ("Sparsity allocation", _allocation),
+    "structure": ("Structure", _structure),
 }
 
 
