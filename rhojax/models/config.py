@@ -74,10 +74,12 @@ class ModelConfig:
 
     @property
     def q_size(self) -> int:
+        """Width of the concatenated query heads, ``num_heads * head_dim``."""
         return self.num_heads * self.head_dim
 
     @property
     def kv_size(self) -> int:
+        """Width of the concatenated key (or value) heads, ``num_kv_heads * head_dim``."""
         return self.num_kv_heads * self.head_dim
 
     def site_shape(self, kind: str) -> tuple[int, int]:
@@ -97,13 +99,16 @@ class ModelConfig:
         return shapes[kind]
 
     def replace(self, **changes) -> ModelConfig:
+        """A copy with ``changes`` applied (``config.replace(num_layers=20)``)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
+        """Every field as plain data (for JSON); :meth:`from_dict` reads it back."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
+        """The config written by :meth:`to_dict`."""
         d = dict(d)
         if d.get("rope_scaling") is not None:
             d["rope_scaling"] = RopeScaling(**d["rope_scaling"])

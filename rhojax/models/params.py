@@ -109,4 +109,5 @@ def init_params(config: ModelConfig, key: jax.Array, *, dtype=jnp.float32, scale
 
 
 def count_params(params: dict) -> int:
+    """Number of scalars in a params tree."""
     return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(params))

@@ -17,6 +17,8 @@ DEFAULT_LEVELS: dict[str, tuple[float, ...]] = {
 
 
 class Configuration(NamedTuple):
+    """One point of a sweep: compress site ``(layer, kind)`` with ``method`` at ``level``."""
+
     layer: int
     kind: str
     method: str
@@ -24,6 +26,7 @@ class Configuration(NamedTuple):
 
     @property
     def key(self) -> tuple[int, str, str, float]:
+        """``(layer, kind, method, level)`` with a float level: the identity of a record."""
         return (self.layer, self.kind, self.method, float(self.level))
 
 
