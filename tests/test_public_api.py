@@ -132,18 +132,22 @@ def test_rho_profile_defaults_summaries_jit_and_vmap():
                   for k in range(8)])
     layer2 = jax.tree.map(lambda a: a[2], P1["blocks"])
 
+    @jax.jit
     def block_fn(h):
         return rhojax.models.block(CONFIG, layer2, h, jnp.arange(h.shape[-2]))
 
     np.testing.assert_allclose(rho[2], numpy_rho(hidden[2], hidden[3], block_fn, g, 0.01), rtol=2e-3)
 
-    jitted = jax.jit(lambda m, t: rhojax.rho_profile(m, t, key, samples=3))((CONFIG, P1), TOKENS)
-    both = jax.vmap(lambda p: rhojax.rho_profile((CONFIG, p), TOKENS, key, samples=3))(stacked(P1, P2))
+    def small(m, t):
+        return rhojax.rho_profile(m, t, key, samples=3, linearised=False)
+
+    jitted = jax.jit(small)((CONFIG, P1), TOKENS)
+    both = jax.vmap(lambda p: small((CONFIG, p), TOKENS))(stacked(P1, P2))
     for i, p in enumerate((P1, P2)):
-        single = rhojax.rho_profile((CONFIG, p), TOKENS, key, samples=3)
+        single = small((CONFIG, p), TOKENS)
         np.testing.assert_allclose(both.rho[i], single.rho, rtol=1e-4)
         np.testing.assert_allclose(both.token_rho_mean[i], single.token_rho_mean, rtol=1e-4)
-    np.testing.assert_allclose(jitted.rho, rhojax.rho_profile((CONFIG, P1), TOKENS, key, samples=3).rho, rtol=1e-4)
+    np.testing.assert_allclose(jitted.rho, small((CONFIG, P1), TOKENS).rho, rtol=1e-4)
     assert not np.allclose(both.rho[0], both.rho[1])
 
 
