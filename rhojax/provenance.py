@@ -66,8 +66,13 @@ def provenance(command: list[str] | None = None) -> dict:
     from rhojax import __version__
 
     argv = sys.argv if command is None else command
+    program = Path(argv[0]).name if argv else ""
+    if program.endswith(".py"):  # a script: name it as it is run from the repository root
+        path = Path(argv[0]).resolve()
+        root = Path(__file__).resolve().parent.parent
+        program = f"python {path.relative_to(root) if path.is_relative_to(root) else path}"
     return {
-        "command": " ".join(shlex.quote(a) for a in [Path(argv[0]).name, *argv[1:]]) if argv else "",
+        "command": " ".join([program, *(shlex.quote(a) for a in argv[1:])]) if argv else "",
         "rhojax": __version__,
         "commit": git_commit(),
         "python": platform.python_version(),

@@ -70,9 +70,10 @@ class RunFolder:
             saved = json.loads(run_file.read_text())["settings"]
             changed = settings_difference(saved, asked)
             if changed:
+                shown = "; ".join(changed[:4]) + (f"; and {len(changed) - 4} more" if len(changed) > 4 else "")
                 raise RunFolderError(
-                    f"{path} holds a run with other settings ({'; '.join(changed)}): "
-                    "use another folder, or the same settings to resume"
+                    f"{path} holds a run with other settings ({shown}): use another folder, or the same settings "
+                    "to resume"
                 )
         else:
             write_json(run_file, {"settings": asked})
@@ -99,6 +100,10 @@ class RunFolder:
         if not path.exists():
             write_json(path, {"value": compute()})
         return json.loads(path.read_text())["value"]
+
+    def read(self, name: str) -> Any:
+        """The value of the finished part ``name`` (see :meth:`has`)."""
+        return json.loads((self.path / "parts" / f"{name}.json").read_text())["value"]
 
     def parts(self) -> Iterator[str]:
         folder = self.path / "parts"

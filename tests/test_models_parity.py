@@ -104,3 +104,63 @@ def test_smollm2_matches_transformers_gguf_loader(smollm2, smollm2_windows):
         )
     reference_ppl = float(torch.exp(nll))
     assert abs(ours_ppl / reference_ppl - 1) < 1e-3
+
+
+def _gemma3_mutations(config, params):
+    """Each Gemma-3 difference from llama, undone one at a time (as data: config fields or params)."""
+    blocks = params["blocks"]
+    minus_one = {name: {"scale": blocks[name]["scale"] - 1}
+                 for name in ("attn_norm", "post_attn_norm", "mlp_norm", "post_mlp_norm")}
+    return {
+        "query_pre_attn_scalar": (config.replace(query_pre_attn_scalar=None), params),
+        "local RoPE base": (config.replace(rope_local_theta=config.rope_theta), params),
+        "sliding window": (config, {**params, "blocks": {**blocks, "sliding": jnp.zeros_like(blocks["sliding"])}}),
+        "1 + w norm scales": (config, {**params, "blocks": {**blocks, **minus_one}}),
+        "GeGLU": (config.replace(family="llama"), params),
+    }
+
+
+def test_each_gemma3_difference_is_visible_at_the_parity_tolerance(tmp_path):
+    """The random-config parity test would fail if any one Gemma-3 difference were missing."""
+    reference = build_reference("gemma3_interleaved", tmp_path)
+    config, params = load_hf_folder(tmp_path)
+    tokens = np.random.default_rng(0).integers(0, config.vocab_size, size=(2, 24))
+    with torch.no_grad():
+        expected = reference(torch.tensor(tokens)).logits.numpy()
+    for name, (cfg, p) in _gemma3_mutations(config, params).items():
+        if cfg.family == "llama":  # llama reads no post-norms nor sliding flags
+            p = {**p, "blocks": {k: v for k, v in p["blocks"].items()
+                                 if k not in ("post_attn_norm", "post_mlp_norm", "sliding")}}
+        mutated = np.asarray(forward(cfg, p, jnp.asarray(tokens)))
+        assert np.max(np.abs(mutated - expected)) > 1e-2, name
+
+
+@pytest.mark.slow
+def test_gemma3_270m_matches_transformers_gguf_loader():
+    """The packaged Gemma-3-270M GGUF: logits within 1e-3 of transformers' own GGUF loader.
+
+    The 600-token input is longer than the 512-token sliding window, so local layers mask.
+    Only the last 16 positions' logits are compared (the 262k vocabulary makes all of them large).
+    """
+    from transformers import AutoModelForCausalLM
+
+    from rhojax.io.resolve import load_model
+    from rhojax.models import run_blocks
+    from rhojax.models.transformer import default_positions, embed, unembed
+
+    model = load_model("gemma3-270m")
+    assert model.config.sliding_window == 512
+    reference = AutoModelForCausalLM.from_pretrained(
+        str(model.source.parent), gguf_file=model.gguf_file, dtype=torch.float32
+    ).eval()
+    text = "The Eiffel Tower was completed in 1889 and is the most visited paid monument in the world. " * 40
+    ids = ([model.tokenizer.bos_id] + model.tokenizer.encode(text))[:600]
+    assert len(ids) == 600
+    with torch.no_grad():
+        expected = reference(torch.tensor([ids]), logits_to_keep=16).logits.numpy()
+    tokens = jnp.asarray([ids])
+    positions = default_positions(tokens)
+    config, params = model.config, model.params
+    h = run_blocks(config, params["blocks"], embed(config, params, tokens, positions), positions)
+    ours = np.asarray(unembed(config, params, h[:, -16:]))
+    assert np.max(np.abs(ours - expected)) < 1e-3

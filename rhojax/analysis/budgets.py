@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from rhojax.analysis.answer import AnswerSettings
+from rhojax.bounds.study import BoundsSettings
 from rhojax.depth.study import DepthSettings
 from rhojax.errors import RhojaxError
 from rhojax.eval.perplexity_study import PerplexitySettings
@@ -28,6 +29,7 @@ class AnalysisSettings:
     profile: ProfileSettings = ProfileSettings()
     sensitivity: SweepSettings = SweepSettings()
     eval: EvalSettings = EvalSettings()
+    bounds: BoundsSettings = BoundsSettings()
     depth: DepthSettings = DepthSettings()
     structure: StructureSettings = StructureSettings()
     answer: AnswerSettings = AnswerSettings()
@@ -51,6 +53,7 @@ BUDGETS: dict[str, AnalysisSettings] = {
         sensitivity=SweepSettings(methods=("wanda",), tokens=256, calib_tokens=256, seq_len=128, layers=(0, 15, 29),
                                   boots=100),
         eval=EvalSettings(tasks=("arc_easy",), limit=8),
+        bounds=BoundsSettings(plan="quick", tokens=128, seq_len=64, check_tokens=8, site_plan="wanda", site_tokens=64),
         depth=DepthSettings(tokens=256, calib_tokens=256, seq_len=128, samples=2, tasks=(), ks=(2,),
                             criteria=("bi", "rho_ascending"), sparsities=(0.5,), methods=("wanda",),
                             schedules=("uniform", "depth"), task_ks=(), boots=100),
@@ -64,6 +67,7 @@ BUDGETS: dict[str, AnalysisSettings] = {
                                 jacobian_iterations=6, boots=1000),
         sensitivity=SweepSettings(methods=("wanda",), tokens=1024, calib_tokens=2048),
         eval=EvalSettings(tasks=("arc_easy", "piqa"), limit=100),
+        bounds=BoundsSettings(plan="quick", tokens=256, check_tokens=16, site_plan="wanda", site_tokens=64),
         depth=DepthSettings(tokens=4096, calib_tokens=1024, tasks=(), ks=(2, 4), criteria=("bi", "rho_ascending",
                             "blend_0.5"), sparsities=(0.5,), methods=("wanda",), schedules=("uniform", "depth", "owl"),
                             task_ks=()),
@@ -75,6 +79,7 @@ BUDGETS: dict[str, AnalysisSettings] = {
         profile=ProfileSettings(tokens=2048, samples=8),
         sensitivity=SweepSettings(methods=("magnitude", "wanda"), tokens=4096, calib_tokens=4096),
         eval=EvalSettings(tasks=("all",), limit=500),
+        bounds=BoundsSettings(plan="default", site_plan="default", site_tokens=128),
         depth=DepthSettings(tokens=16384, calib_tokens=4096, tasks=("arc_easy", "piqa"), task_limit=200,
                             ks=(2, 4, 6, 8), criteria=("bi", "rho_ascending", "rho_ascending_tokenwise", "blend_0.5",
                                                        "bi_iterative"),
@@ -88,6 +93,7 @@ BUDGETS: dict[str, AnalysisSettings] = {
         sensitivity=SweepSettings(methods=("magnitude", "wanda"), levels="0.1,0.3,0.5", tokens=16384,
                                   calib_tokens=16384),
         eval=EvalSettings(tasks=("all",)),
+        bounds=BoundsSettings(plan="full", site_plan="default", site_tokens=512),
         depth=DepthSettings(tokens=65536, calib_tokens=16384, tasks=("all",), task_limit=1000),
         structure=StructureSettings(tokens=16384, calib_tokens=32768),
     ),

@@ -16,6 +16,7 @@ from pathlib import Path
 from rhojax.analysis.answer import build_answer
 from rhojax.analysis.budgets import AnalysisSettings
 from rhojax.analysis.sections import SECTIONS
+from rhojax.bounds.study import run_bounds_study
 from rhojax.depth.study import run_depth_study
 from rhojax.eval.perplexity_study import run_perplexity_study
 from rhojax.eval.study import run_eval_study
@@ -24,11 +25,12 @@ from rhojax.progress import SILENT, Progress
 from rhojax.propagation.study import run_profile_study
 from rhojax.provenance import provenance
 from rhojax.report.depth_figures import draw_depth_figures
+from rhojax.report.jsonio import read_jsonl
 from rhojax.report.propagation_figures import draw_profile_figures
 from rhojax.report.sensitivity_figures import draw_sweep_figures
 from rhojax.report.structure_figures import draw_structure_figures
 from rhojax.runs import RunFolder
-from rhojax.sensitivity.study import run_sweep_study
+from rhojax.sensitivity.study import RESULTS, run_sweep_study
 from rhojax.settings import run_identity
 from rhojax.structure.study import run_structure_study
 
@@ -52,6 +54,9 @@ STEPS: tuple[Step, ...] = (
     Step("sensitivity", "Sensitivity map", lambda m, run, s, p: run_sweep_study(m, run, s, progress=p),
          draw_sweep_figures),
     Step("eval", "Zero-shot accuracy", lambda m, run, s, p: run_eval_study(m, run, s, progress=p)),
+    # the site bounds are ranked against the sensitivity map measured by the step before
+    Step("bounds", "Formal bounds", lambda m, run, s, p: run_bounds_study(
+        m, run, s, progress=p, sweep=read_jsonl(run.path.parent / "sensitivity" / RESULTS))),
     Step("depth", "Depth pruning and allocation", lambda m, run, s, p: run_depth_study(m, run, s, progress=p),
          draw_depth_figures),
     Step("structure", "Structure", lambda m, run, s, p: run_structure_study(m, run, s, progress=p),

@@ -56,6 +56,18 @@ def eval_section(s: dict) -> dict:
                       for name, t in s["tasks"].items()}}
 
 
+def bounds_section(s: dict) -> dict:
+    out = {}
+    if "checker" in s:
+        c = s["checker"]
+        out["checker"] = {**_keep(c, "levels", "finished", "configurations", "evaluations", "violations", "by_method"),
+                          "theorems": {k: _keep(v, "evaluations", "violations", "tightness")
+                                       for k, v in c["theorems"].items()}}
+    if "sites" in s:
+        out["sites"] = _keep(s["sites"], "levels", "configurations", "violations", "by_kind", "spearman")
+    return out
+
+
 _ROW = ("perplexity", "perplexity_ci", "ratio", "ratio_ci", "scored_tokens", "mean_acc", "tasks")
 
 
@@ -88,6 +100,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict], dict]]] = {
     "profile": ("profile", profile_section),
     "sensitivity": ("sensitivity", sensitivity_section),
     "eval": ("eval", eval_section),
+    "bounds": ("bounds", bounds_section),
     "depth": ("depth", depth_section),
     "allocation": ("depth", allocation_section),
     "structure": ("structure", structure_section),

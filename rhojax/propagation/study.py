@@ -78,9 +78,12 @@ def run_profile_study(model, run: RunFolder, settings: ProfileSettings = Profile
     n_jac = max(1, min(len(windows), s.jacobian_tokens // s.seq_len))
     key = jax.random.key(s.seed)
     keys = {name: jax.random.fold_in(key, i) for i, name in enumerate(["profile", "jacobian", "compressed"])}
-    _, hidden = forward(config, params, windows, return_hidden=True)
-    compressed = compress_sites(params, lambda w, t, kind: magnitude_prune(w, s.sparsity), config.site_kinds)
-    _, hidden_c = forward(config, compressed, windows, return_hidden=True)
+    with progress.stage("contraction profile: clean states, dense and pruned", 2) as update:
+        _, hidden = forward(config, params, windows, return_hidden=True)
+        update(1)
+        compressed = compress_sites(params, lambda w, t, kind: magnitude_prune(w, s.sparsity), config.site_kinds)
+        _, hidden_c = forward(config, compressed, windows, return_hidden=True)
+        update(2)
 
     stages = 2 + len(s.sweep_eps) + 2 * len(absorption_eps) + 4
     with progress.stage("contraction profile (layer steps)", stages * L) as update:

@@ -134,6 +134,31 @@ def _eval(report: dict, root: Path) -> str:
     return table(["task", "items", "accuracy", "stderr", "accuracy (length-normalised)"], rows)
 
 
+def _bounds(report: dict, root: Path) -> str:
+    b = report["bounds"]
+    parts = []
+    if "checker" in b:
+        c = b["checker"]
+        parts.append(f"<p>Bound checker: {c['configurations']:,} configurations ({c['finished']} of {c['levels']} "
+                     f"levels), {c['evaluations']:,} evaluations, <b>{c['violations']} violations</b>.</p>")
+        parts.append(table(["theorem", "evaluations", "violations", "median tightness"],
+                           [(k, v["evaluations"], v["violations"], v["tightness"].get("median"))
+                            for k, v in c["theorems"].items()]))
+    if "sites" in b:
+        st = b["sites"]
+        parts.append(f"<p>Site bounds (block-output change when one matrix is compressed, levels "
+                     f"{', '.join(st['levels'])}): {st['configurations']:,} configurations, "
+                     f"<b>{st['violations']} violations</b>. Tightness = bound / measured change.</p>")
+        parts.append(table(["kind", "median tightness", "95th percentile"],
+                           [(k, v["tightness"].get("median"), v["tightness"].get("p95"))
+                            for k, v in st["by_kind"].items()]))
+        if st["spearman"]:
+            parts.append(table(["level", "sites", "Spearman(bound, ppl ratio)", "Spearman(measured change, ppl ratio)"],
+                               [(label, e["sites"], e["bound_vs_ppl_ratio"], e["measured_change_vs_ppl_ratio"])
+                                for label, e in st["spearman"].items()]))
+    return "".join(parts)
+
+
 def _row_cells(r: dict) -> list:
     return [r["perplexity"], r["perplexity_ci"], r.get("ratio"), r.get("ratio_ci"), r.get("mean_acc")]
 
@@ -170,6 +195,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict, Path], str]]] = {
     "profile": ("Contraction profile", _profile),
     "sensitivity": ("Sensitivity map", _sensitivity),
     "eval": ("Zero-shot accuracy", _eval),
+    "bounds": ("Formal bounds", _bounds),
     "depth": ("Depth pruning", _depth),
     "allocation": ("Sparsity allocation", _allocation),
     "structure": ("Structure", _structure),
