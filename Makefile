@@ -1,5 +1,5 @@
 # The two commands of the README. Both create the environment on first use.
-.PHONY: setup analyze test lint
+.PHONY: setup analyze test lint docs
 
 setup:
 	bash scripts/setup.sh
@@ -15,3 +15,6 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check rhojax tests property_tests benchmarks scripts
+
+docs: setup
+	.venv/bin/python scripts/api_docs.py build/api

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFINITIONS = ROOT / "docs" / "definitions.md"
-MARKDOWN = [ROOT / "README.md", DEFINITIONS]
+MARKDOWN = [ROOT / "README.md", DEFINITIONS, ROOT / "docs" / "tutorial.md"]
 SOURCES = MARKDOWN + [ROOT / "requirements-assets.txt"] + sorted(
     p for folder in ("rhojax", "tests", "property_tests", "scripts", "benchmarks")
     for p in (ROOT / folder).rglob("*.py")

@@ -221,7 +221,7 @@ def test_cli_rejects_an_unknown_method_in_one_line(tmp_path):
 
     result = CliRunner().invoke(app, ["sweep", "smollm2-135m", "--out", str(tmp_path), "--methods", "magic"])
     assert result.exit_code == 2
-    assert "--methods 'magic' is unknown" in result.output
+    assert "method 'magic' is unknown" in result.output
 
 
 @pytest.mark.slow

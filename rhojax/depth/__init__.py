@@ -1,6 +1,6 @@
 """Depth pruning: layer scores (``|rho - 1|``, Block Influence, blends) and physical layer deletion."""
 
-from rhojax.depth.influence import BlockInfluence, block_influence, token_cosines
+from rhojax.depth.influence import BlockInfluence, block_influence, influence_statistics, token_cosines
 from rhojax.depth.prune import kept_layers, remove_layers
 from rhojax.depth.removal import (
     CRITERION_WEIGHTS,
@@ -22,6 +22,7 @@ __all__ = [
     "BlockInfluence",
     "block_influence",
     "criterion_weight",
+    "influence_statistics",
     "iterative_removal",
     "kept_layers",
     "layer_absorption",

@@ -23,6 +23,8 @@ from rhojax.models.transformer import forward, unembed
 
 @dataclasses.dataclass(frozen=True)
 class PerplexityResult:
+    """Perplexity ``exp(mean_nll)`` over ``windows`` windows of ``seq_len`` tokens (``scored_tokens`` scored)."""
+
     perplexity: float
     mean_nll: float
     scored_tokens: int
@@ -30,6 +32,7 @@ class PerplexityResult:
     seq_len: int
 
     def to_dict(self) -> dict:
+        """Every field as plain data (for JSON)."""
         return dataclasses.asdict(self)
 
 
@@ -52,6 +55,7 @@ def final_state_nll(config: ModelConfig, params: dict, h_last: jax.Array, tokens
 
 
 def perplexity_from_nll(nll_sums: np.ndarray, seq_len: int) -> PerplexityResult:
+    """The :class:`PerplexityResult` of per-window summed NLLs (N,) of windows of ``seq_len`` tokens."""
     nll_sums = np.asarray(nll_sums, dtype=np.float64)
     scored = nll_sums.size * (seq_len - 1)
     mean = float(nll_sums.sum() / scored)

@@ -16,6 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 
 from rhojax.assets import asset_file
@@ -97,9 +98,22 @@ def packaged_file(packaged: PackagedModel) -> Path:
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
+@functools.cache
+def _cached_tokenizer(source: Path, gguf_file: str | None) -> Tokenizer:
+    if gguf_file is not None:
+        return load_tokenizer(source.parent, gguf_file)
+    return load_tokenizer(source)
+
+
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """A loaded model: pure data plus where it came from."""
+    """A loaded model: pure data plus where it came from.
+
+    A ``Model`` is a pytree whose only leaves are ``params``; ``spec``, ``config``, ``dtype``, ``source``
+    and ``gguf_file`` are static aux data. So a model passes straight through ``jax.jit``, ``jax.vmap`` and
+    ``jax.grad`` (``jax.grad(rhojax.loss)(model, tokens)`` is a ``Model`` holding the gradients), and
+    ``jax.tree.map`` over a model maps its params.
+    """
 
     spec: str
     config: ModelConfig
@@ -108,11 +122,22 @@ class Model:
     source: Path
     gguf_file: str | None
 
-    @functools.cached_property
+    @property
     def tokenizer(self) -> Tokenizer:
-        if self.gguf_file is not None:
-            return load_tokenizer(self.source.parent, self.gguf_file)
-        return load_tokenizer(self.source)
+        """The model's tokenizer (loaded once per file and shared by every model read from it)."""
+        return _cached_tokenizer(self.source, self.gguf_file)
+
+
+def _flatten_model(model: Model):
+    return (model.params,), (model.spec, model.config, model.dtype, model.source, model.gguf_file)
+
+
+def _unflatten_model(aux, children) -> Model:
+    spec, config, dtype, source, gguf_file = aux
+    return Model(spec=spec, config=config, params=children[0], dtype=dtype, source=source, gguf_file=gguf_file)
+
+
+jax.tree_util.register_pytree_node(Model, _flatten_model, _unflatten_model)
 
 
 def resolve_path(spec: str) -> tuple[Path, str | None]:
@@ -130,10 +155,21 @@ def resolve_path(spec: str) -> tuple[Path, str | None]:
     return path, None
 
 
-def load_model(spec: str, *, dtype: str = "float32") -> Model:
-    """Load ``spec`` (packaged name, HF folder or ``.gguf`` path) in ``dtype`` (float32 or bfloat16)."""
-    if dtype not in DTYPES:
-        raise LoadError(f"--dtype {dtype!r} is not supported; choose one of {', '.join(DTYPES)}")
+def dtype_name(dtype) -> str:
+    """The name in :data:`DTYPES` of ``dtype`` (a name such as ``"bfloat16"`` or a dtype such as ``jnp.bfloat16``)."""
+    try:
+        name = dtype if isinstance(dtype, str) else jnp.dtype(dtype).name
+    except TypeError:
+        name = repr(dtype)
+    if name not in DTYPES:
+        raise LoadError(f"dtype {dtype!r} is not supported; choose one of {', '.join(DTYPES)}")
+    return name
+
+
+def load_model(spec: str, *, dtype="float32") -> Model:
+    """Load ``spec`` (packaged name, HF folder or ``.gguf`` path) in ``dtype`` (float32 or bfloat16,
+    as a name or a dtype)."""
+    dtype = dtype_name(dtype)
     path, gguf_file = resolve_path(spec)
     if gguf_file is not None:
         config, params = load_gguf(path, dtype=DTYPES[dtype])

@@ -3,6 +3,7 @@
 from rhojax.models.config import SITE_KINDS, ModelConfig, RopeScaling
 from rhojax.models.faults import NonFinite, locate_nonfinite
 from rhojax.models.params import assemble_params, block_spec, count_params, init_params, top_spec
+from rhojax.models.sites import get_site, set_site, site_kinds_of
 from rhojax.models.transformer import (
     block,
     block_params,
@@ -25,10 +26,13 @@ __all__ = [
     "count_params",
     "embed",
     "forward",
+    "get_site",
     "init_params",
     "locate_nonfinite",
     "num_layers",
     "run_blocks",
+    "set_site",
+    "site_kinds_of",
     "top_spec",
     "unembed",
 ]

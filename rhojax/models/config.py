@@ -1,6 +1,10 @@
 """Model configuration shared by every family.
 
-A config is a frozen, hashable dataclass so it can be a static argument of `jax.jit`.
+A config is a frozen, hashable dataclass so it can be a static argument of `jax.jit`
+(``jax.jit(f, static_argnames="config")``). It is also registered as a pytree *without leaves* (the
+whole config is static aux data), so it may be passed to a user's ``jax.jit``/``jax.vmap``/``jax.grad``
+as an ordinary argument, alone or inside a tuple ``(config, params)``: JAX then treats it as static
+and recompiles only for a different config.
 Three families cover every supported architecture:
 
 - ``"llama"``: pre-RMSNorm blocks with RoPE and a gated SiLU MLP. LLaMA-2/3 (with llama3
@@ -19,6 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Literal
+
+import jax
 
 Family = Literal["llama", "gpt2", "gemma3"]
 
@@ -107,10 +113,12 @@ class ModelConfig:
 
     @property
     def q_size(self) -> int:
+        """Width of the concatenated query heads, ``num_heads * head_dim``."""
         return self.num_heads * self.head_dim
 
     @property
     def kv_size(self) -> int:
+        """Width of the concatenated key (or value) heads, ``num_kv_heads * head_dim``."""
         return self.num_kv_heads * self.head_dim
 
     def site_shape(self, kind: str) -> tuple[int, int]:
@@ -130,16 +138,22 @@ class ModelConfig:
         return shapes[kind]
 
     def replace(self, **changes) -> ModelConfig:
+        """A copy with ``changes`` applied (``config.replace(num_layers=20)``)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
+        """Every field as plain data (for JSON); :meth:`from_dict` reads it back."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
+        """The config written by :meth:`to_dict`."""
         d = dict(d)
         if d.get("rope_scaling") is not None:
             d["rope_scaling"] = RopeScaling(**d["rope_scaling"])
         if d.get("rope_freq_factors") is not None:
             d["rope_freq_factors"] = tuple(d["rope_freq_factors"])
         return cls(**d)
+
+
+jax.tree_util.register_pytree_node(ModelConfig, lambda config: ((), config), lambda config, _: config)

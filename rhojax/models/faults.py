@@ -39,6 +39,7 @@ class NonFinite:
     count: int
 
     def describe(self) -> str:
+        """One line: where the first NaN/Inf appeared and how many non-finite values it had."""
         where = self.stage if self.layer is None else f"layer {self.layer}, {self.stage}"
         return f"first NaN/Inf at {where} ({self.step}: {self.count} non-finite values)"
 

@@ -196,6 +196,7 @@ def block_params(params: Params, layer: int) -> dict:
 
 
 def num_layers(params: Params) -> int:
+    """Number of blocks ``L`` in a params tree (the length of the stacked layer axis)."""
     return params["blocks"]["attn_norm"]["scale"].shape[0]
 
 

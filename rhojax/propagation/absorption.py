@@ -53,6 +53,7 @@ class Absorption:
         return (self.r < 1).mean(axis=1)
 
     def to_dict(self) -> dict:
+        """Plain data for JSON: coefficients, absorbing fraction and the sample-mean tracks."""
         return {
             "eps": self.eps,
             "scaling": self.scaling,

@@ -46,6 +46,7 @@ class DenseReference:
 
     @property
     def perplexity(self) -> float:
+        """The dense perplexity ``exp(sum nll / (N (T - 1)))``."""
         return math.exp(float(self.nll.sum()) / (self.tokens.shape[0] * (self.tokens.shape[1] - 1)))
 
 
