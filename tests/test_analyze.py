@@ -1,9 +1,11 @@
 """The main job end to end, as a user runs it: a subprocess on the packaged model, its report validated
-against the published schema, rendered in a real browser, killed and resumed, and compared run to run.
+against the published schema and rendered in a real browser; then, on a small random llama saved as a
+Hugging Face folder (same code paths, seconds per study), a run killed and resumed compared byte for
+byte with a clean run.
 
-The runs use ``--budget smoke`` (same studies and code paths as ``quick``, minutes-long budgets).
-Both runs use the same relative ``--out`` from different working folders, so their command lines and
-hence their reports can be compared byte for byte; only the ``timings`` field may differ.
+The runs use ``--budget smoke`` (every study, budgets of minutes: the numbers are too noisy to read).
+Compared runs use the same relative ``--out`` from different working folders, so their command lines
+and hence their reports can be compared byte for byte; only the ``timings`` field may differ.
 """
 
 from __future__ import annotations
@@ -28,16 +30,20 @@ from rhojax.cli import app
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("analyze")]
 SCHEMA = Path(__file__).resolve().parent.parent / "rhojax" / "report" / "report.schema.json"
-COMMAND = [str(Path(sys.executable).parent / "rhojax"), "analyze", "smollm2-135m", "--budget", "smoke", "--out", "run"]
+RHOJAX = str(Path(sys.executable).parent / "rhojax")
 
 
-def _run(cwd: Path, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(COMMAND, cwd=cwd, capture_output=True, text=True, timeout=1200, **kwargs)
+def _command(model: str) -> list[str]:
+    return [RHOJAX, "analyze", model, "--budget", "smoke", "--out", "run"]
+
+
+def _run(cwd: Path, model: str = "smollm2-135m") -> subprocess.CompletedProcess:
+    return subprocess.run(_command(model), cwd=cwd, capture_output=True, text=True, timeout=1200)
 
 
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory) -> Path:
-    """One uninterrupted run in a fresh folder; returns the run folder."""
+    """One uninterrupted run on the packaged SmolLM2 in a fresh folder; returns the run folder."""
     cwd = tmp_path_factory.mktemp("clean")
     result = _run(cwd)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -86,24 +92,51 @@ def test_report_html_renders_every_figure_in_chromium(clean_run, tmp_path):
         assert figure.shape[0] > 100 and figure.std() > 5  # each figure draws something
 
 
-def test_killed_run_resumes_without_recomputing_and_equals_a_clean_run(clean_run, tmp_path):
-    process = subprocess.Popen(COMMAND, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    parts = tmp_path / "run" / "profile" / "parts"
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory) -> str:
+    """A 4-layer random llama with SmolLM2's tokenizer, saved as a Hugging Face folder."""
+    import jax
+
+    from rhojax.io.resolve import resolve_path
+    from rhojax.io.save_hf import save_hf
+    from rhojax.io.tokenizer import load_tokenizer
+    from rhojax.models import ModelConfig, init_params
+
+    path, gguf_file = resolve_path("smollm2-135m")
+    tokenizer = load_tokenizer(path.parent, gguf_file)
+    config = ModelConfig(family="llama", vocab_size=len(tokenizer.backend), hidden_size=32, num_layers=4,
+                         num_heads=4, num_kv_heads=2, head_dim=8, intermediate_size=64, norm_eps=1e-5,
+                         rope_theta=1e4, tie_embeddings=True)
+    folder = tmp_path_factory.mktemp("small") / "model"
+    save_hf(config, init_params(config, jax.random.PRNGKey(0), scale=0.3), folder, tokenizer=tokenizer)
+    return str(folder)
+
+
+def test_killed_run_resumes_without_recomputing_and_equals_a_clean_run(small_model, tmp_path):
+    clean_dir, killed_dir = tmp_path / "clean", tmp_path / "killed"
+    clean_dir.mkdir()
+    killed_dir.mkdir()
+    clean = _run(clean_dir, small_model)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    process = subprocess.Popen(_command(small_model), cwd=killed_dir, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    parts = killed_dir / "run" / "sensitivity" / "parts"
     deadline = time.monotonic() + 900
-    while len(list(parts.glob("*.json"))) < 2 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    os.kill(process.pid, signal.SIGKILL)  # mid-way through the profile study
+    while not parts.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.kill(process.pid, signal.SIGKILL)  # mid-way: two studies finished, the third started
     process.wait()
     assert process.returncode == -signal.SIGKILL
-    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("parts/*.json")}
-    assert before and not (tmp_path / "run" / "report.json").exists()
+    before = {p: p.stat().st_mtime_ns for p in (killed_dir / "run").rglob("parts/*.json")}
+    assert before and not (killed_dir / "run" / "report.json").exists()
 
-    resumed = _run(tmp_path)
+    resumed = _run(killed_dir, small_model)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in before} == before  # finished parts were not recomputed
-    assert _without_timings(tmp_path / "run" / "report.json") == _without_timings(clean_run / "report.json")
+    first, second = clean_dir / "run" / "report.json", killed_dir / "run" / "report.json"
+    assert _without_timings(second) == _without_timings(first)
     text = lambda p: re.sub(r'"timings": \{.*?\n  \}', "", p.read_text(), flags=re.S)  # noqa: E731
-    assert text(tmp_path / "run" / "report.json") == text(clean_run / "report.json")  # byte for byte
+    assert text(second) == text(first)  # byte for byte, timings aside
 
 
 def test_unknown_budget_is_a_one_line_error(tmp_path):
