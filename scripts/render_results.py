@@ -376,17 +376,22 @@ def _overlap(a: Sequence, b: Sequence) -> bool:
 
 def budgets(data: dict[str, dict]) -> str:
     """README's table of the main job's budgets: what each runs and its measured time on this machine."""
+    import dataclasses
+
     from rhojax.analysis import BUDGETS
+    from rhojax.runs import as_settings
 
     rows = []
     for name, b in BUDGETS.items():
         measured = data.get(f"analyze_smollm2-135m_{name}")
+        if measured is not None and measured["settings"] != as_settings(dataclasses.asdict(b)):
+            measured = None  # measured with other settings than the budget has now
         if measured is not None:
             m = measured["provenance"]["machine"]
             time = (f"{num(measured['timings']['total_seconds'] / 60, 3)} min on {m['cores']} cores "
                     f"(`docs/results/data/analyze_smollm2-135m_{name}.json`)")
         else:
-            time = "not measured on this machine"
+            time = "not measured on this machine with these settings"
         what = (f"ppl {num(b.perplexity.tokens)} tokens; profile {num(b.profile.tokens)} tokens, K = "
                 f"{b.profile.samples}; sweep {'+'.join(b.sensitivity.methods)} on "
                 f"{'layers ' + ','.join(map(str, b.sensitivity.layers)) if b.sensitivity.layers else 'every matrix'}, "
