@@ -31,6 +31,21 @@ def random_mask(rng: np.random.Generator, shape: tuple[int, ...], sparsity: floa
 
 def round_to_grid(w: np.ndarray, bits: int) -> np.ndarray:
     """Symmetric per-column round-to-nearest at ``bits`` bits (the property tests' own reference)."""
-    step = np.abs(w).max(axis=0, keepdims=True) / (2 ** (bits - 1) - 1)
+    return rtn_reference(w, bits)[1]
+
+
+def norm(a: np.ndarray) -> float:
+    """Frobenius norm as a plain sum of squares (the tests' own, not the twins')."""
+    return float(np.sqrt(np.sum(np.square(a))))
+
+
+def rtn_reference(w: np.ndarray, bits: int, group: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric RTN per group of ``group`` consecutive inputs (or per output column), float64: the step
+    ``s = max|w| / (2^(b-1) - 1)`` of each entry's group, and ``s * clip(round(w / s))`` (``np.round``
+    rounds half to even, like ``jnp.round``)."""
+    fan_in, fan_out = w.shape
+    size = fan_in if group is None else group
+    qmax = 2 ** (bits - 1) - 1
+    step = np.repeat(np.abs(w).reshape(fan_in // size, size, fan_out).max(axis=1) / qmax, size, axis=0)
     safe = np.where(step > 0, step, 1.0)
-    return np.where(step > 0, np.round(w / safe) * safe, 0.0)
+    return step, np.where(step > 0, np.clip(np.round(w / safe), -qmax, qmax) * safe, 0.0)

@@ -1,9 +1,11 @@
 """Hypothesis profiles and the shared bound assertion of the property tests.
 
 ``ci`` (the default) keeps the whole folder to well under a minute on two cores; ``dev`` searches
-harder. Select with ``HYPOTHESIS_PROFILE=dev``. Every test asserts its inequality with round-off
-tolerance only, and steers Hypothesis towards tight cases with ``target(actual / bound)``; the
-tightness (bound / actual) seen per theorem is printed in the terminal summary.
+harder (CI runs both). Select with ``HYPOTHESIS_PROFILE=dev``. Every test computes the actual side
+itself, in plain NumPy written in the test, checks that the twin's actual side agrees, and asserts
+``actual <= twin bound`` with round-off tolerance only; it steers Hypothesis towards tight cases with
+``target(actual / bound)``. The tightness (bound / actual) seen per theorem is printed in the
+terminal summary.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings, target
 
-from rhojax.bounds.twins import BoundCheck
+from rhojax.bounds.twins import ROUNDOFF, BoundCheck
 
 settings.register_profile(
     "ci", max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
@@ -28,11 +30,15 @@ _TIGHTNESS: dict[str, list[float]] = defaultdict(list)
 
 @pytest.fixture(scope="session")
 def assert_bound():
-    """``assert_bound(theorem, check)``: assert ``check.actual <= check.bound`` (round-off tolerance)
-    and record its tightness."""
+    """``assert_bound(theorem, check, actual)``: with ``actual`` computed by the test itself, assert that
+    the twin's ``check.actual`` agrees and that ``actual <= check.bound`` (round-off tolerance), and
+    record the tightness."""
 
-    def check_bound(theorem: str, check: BoundCheck) -> None:
+    def check_bound(theorem: str, check: BoundCheck, actual: float) -> None:
         assert np.isfinite(check.bound), f"{theorem}: bound is {check.bound}"
+        assert abs(float(check.actual) - actual) <= 1e-9 * abs(actual) + ROUNDOFF * check.scale, \
+            f"{theorem}: the twin's actual side {check.actual!r} differs from the test's {actual!r}"
+        check = BoundCheck(check.bound, actual, check.scale)
         assert check.holds(), f"{theorem} violated: actual {check.actual!r} > bound {check.bound!r}"
         if check.bound > 0:
             target(check.actual / check.bound, label=theorem)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from bound_strategies import bit_widths, dims, gaussian, random_mask, scales, seeds, sparsities
+from bound_strategies import bit_widths, dims, gaussian, norm, random_mask, rtn_reference, scales, seeds, sparsities
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,14 +17,6 @@ def _smallest_magnitude_pruned(w: np.ndarray, sparsity: float) -> np.ndarray:
     return np.where(keep.reshape(w.shape), w, 0.0)
 
 
-def _rtn(w: np.ndarray, bits: int, group: int | None) -> np.ndarray:
-    """Symmetric RTN per group of ``group`` inputs (or per output column), float64."""
-    step = twins.rtn_step(w, bits, group)
-    qmax = 2 ** (bits - 1) - 1
-    safe = np.where(step > 0, step, 1.0)
-    return np.where(step > 0, np.clip(np.round(w / safe), -qmax, qmax) * safe, 0.0)
-
-
 groups = st.sampled_from([None, 1, 2, 4])
 
 
@@ -35,14 +27,17 @@ def test_magnitude_pruning_frobenius(assert_bound, d_in, d_out, sw, sparsity, by
     if integer_ties:
         w = np.round(w / sw * 2)  # many equal magnitudes
     pruned = _smallest_magnitude_pruned(w, sparsity) if by_magnitude else w * random_mask(rng, w.shape, sparsity)
-    assert_bound("magnitude_pruning_frobenius", twins.magnitude_pruning_frobenius(w, pruned))
+    assert_bound("magnitude_pruning_frobenius", twins.magnitude_pruning_frobenius(w, pruned), norm(w - pruned))
 
 
 @given(st.integers(1, 4), dims, scales, bit_widths, groups, seeds)
 def test_rtn_rounding_bound(assert_bound, group_count, d_out, sw, bits, group, seed):
     rng = np.random.default_rng(seed)
     w = gaussian(rng, (group_count * (group or 4), d_out), sw)
-    assert_bound("rtn_rounding_bound", twins.rtn_rounding_bound(w, _rtn(w, bits, group), bits, group))
+    step, quantized = rtn_reference(w, bits, group)
+    err = np.abs(w - quantized)
+    actual = float(np.max(np.where(step > 0, err / np.where(step > 0, step / 2, 1.0), np.where(err > 0, np.inf, 0.0))))
+    assert_bound("rtn_rounding_bound", twins.rtn_rounding_bound(w, quantized, bits, group), actual)
 
 
 @given(st.integers(1, 4), dims, scales, bit_widths, groups, sparsities, seeds)
@@ -50,4 +45,5 @@ def test_rtn_frobenius_bound(assert_bound, group_count, d_out, sw, bits, group, 
     rng = np.random.default_rng(seed)
     w = gaussian(rng, (group_count * (group or 4), d_out), sw) * random_mask(rng, (group_count * (group or 4), d_out),
                                                                            sparsity)
-    assert_bound("rtn_frobenius_bound", twins.rtn_frobenius_bound(w, _rtn(w, bits, group), bits, group))
+    quantized = rtn_reference(w, bits, group)[1]
+    assert_bound("rtn_frobenius_bound", twins.rtn_frobenius_bound(w, quantized, bits, group), norm(w - quantized))

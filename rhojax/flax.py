@@ -9,7 +9,7 @@ implementation. The tree works with ``nnx.jit``, ``nnx.grad``, ``nnx.vmap`` and 
 Names follow the Hugging Face checkpoint, with Flax's leaf names (``kernel`` is the ``(in, out)``
 weight, ``x @ kernel + bias``; norms have ``scale``; embeddings ``embedding``)::
 
-    llama family                                   gpt2
+    llama family (gemma3: see below)               gpt2
     model.embed_tokens.embedding     (V, D)        transformer.wte.embedding    (V, D)
     model.layers.input_layernorm.scale             transformer.wpe.embedding    (P, D)
     model.layers.self_attn.{q,k,v,o}_proj.kernel   transformer.h.ln_1.{scale,bias}
@@ -20,8 +20,11 @@ weight, ``x @ kernel + bias``; norms have ``scale``; embeddings ``embedding``)::
     model.norm.scale                               transformer.ln_f.{scale,bias}
     lm_head.kernel                   (D, V)        (tied to wte)
 
-GPT-2's fused ``c_attn`` is held as its three parts ``q_proj | k_proj | v_proj`` (fusing them
-would copy).
+Gemma-3 (family ``gemma3``) has the llama names plus ``post_attention_layernorm``,
+``pre_feedforward_layernorm`` and ``post_feedforward_layernorm`` (its ``scale`` is the effective
+``1 + w``, as in rhojax), and ``model.layers.sliding``, a per-layer :class:`LayerFlag` (1 for a
+sliding-window layer) that ``nnx.Param`` filters leave out. GPT-2's fused ``c_attn`` is held as its
+three parts ``q_proj | k_proj | v_proj`` (fusing them would copy).
 
 **Layers are stacked, not one module per layer.** The block params of rhojax carry a leading
 layer axis (the stack runs as one ``lax.scan``), and a per-layer module would need its own array,
@@ -51,8 +54,16 @@ _LLAMA_BLOCK = {
     "q_norm/scale": "self_attn.q_norm.scale",
     "k_norm/scale": "self_attn.k_norm.scale",
     **{f"{k}/w": f"self_attn.{k}_proj.kernel" for k in "qkvo"},
-    **{f"{k}/b": f"self_attn.{k}_proj.bias" for k in "qkv"},
+    **{f"{k}/b": f"self_attn.{k}_proj.bias" for k in "qkvo"},
     **{f"{k}/w": f"mlp.{k}_proj.kernel" for k in ("gate", "up", "down")},
+}
+#: Gemma-3's sandwich norms; ``sliding`` (1 for a local layer) is a per-layer flag, not an HF tensor.
+_GEMMA3_BLOCK = {
+    **_LLAMA_BLOCK,
+    "post_attn_norm/scale": "post_attention_layernorm.scale",
+    "mlp_norm/scale": "pre_feedforward_layernorm.scale",
+    "post_mlp_norm/scale": "post_feedforward_layernorm.scale",
+    "sliding": "sliding",
 }
 _LLAMA_TOP = {"embed": "model.embed_tokens.embedding", "final_norm/scale": "model.norm.scale",
               "lm_head/w": "lm_head.kernel"}
@@ -67,12 +78,13 @@ _GPT2_BLOCK = {
 }
 _GPT2_TOP = {"embed": "transformer.wte.embedding", "pos_embed": "transformer.wpe.embedding",
              "final_norm/scale": "transformer.ln_f.scale", "final_norm/bias": "transformer.ln_f.bias"}
-_LAYERS = {"llama": "model.layers", "gpt2": "transformer.h"}
+_LAYERS = {"llama": "model.layers", "gemma3": "model.layers", "gpt2": "transformer.h"}
+_NAMES = {"llama": (_LLAMA_BLOCK, _LLAMA_TOP), "gemma3": (_GEMMA3_BLOCK, _LLAMA_TOP), "gpt2": (_GPT2_BLOCK, _GPT2_TOP)}
 
 
 def module_paths(config: ModelConfig) -> dict[str, str]:
     """rhojax params path (``"blocks/q/w"``, ``"embed"``...) -> dotted module path of its Param."""
-    block, top = (_LLAMA_BLOCK, _LLAMA_TOP) if config.family == "llama" else (_GPT2_BLOCK, _GPT2_TOP)
+    block, top = _NAMES[config.family]
     layers = _LAYERS[config.family]
     paths = {path: top[path] for path in top_spec(config)}
     paths |= {f"blocks/{path}": f"{layers}.{block[path]}" for path in block_spec(config)}
@@ -96,6 +108,10 @@ class Embedding(Node):
 
 
 _LEAF_CLASS = {"kernel": Linear, "bias": Linear, "scale": Norm, "embedding": Embedding}
+
+
+class LayerFlag(nnx.Variable):
+    """A per-layer constant (gemma3's ``sliding``): state of the module, but not a trainable Param."""
 
 
 class LayerView:
@@ -149,13 +165,14 @@ class CausalLM(nnx.Module):
             for depth, name in enumerate(parents):
                 if not hasattr(node, name):
                     here = ".".join(parents[: depth + 1])
-                    cls = _LEAF_CLASS[leaf] if depth == len(parents) - 1 else Node
+                    cls = _LEAF_CLASS.get(leaf, Node) if depth == len(parents) - 1 else Node
                     child = Layers() if here == layers_path else cls()
                     if here == layers_path:
                         child.num_layers = config.num_layers
                     setattr(node, name, child)
                 node = getattr(node, name)
-            setattr(node, leaf, nnx.Param(_leaf(params, path)))
+            variable = LayerFlag if path == "blocks/sliding" else nnx.Param
+            setattr(node, leaf, variable(_leaf(params, path)))
 
     def __call__(self, tokens: jax.Array, *, return_hidden: bool = False):
         return forward(self.config, to_params(self)[1], tokens, return_hidden=return_hidden)

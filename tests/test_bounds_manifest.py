@@ -1,8 +1,10 @@
-"""Static checks of the formal side: theorem <-> property test <-> twin, and no escape hatches in Lean."""
+"""Static checks of the formal side: Lean theorem <-> Coq theorem <-> property test <-> twin, the Coq
+hypotheses against the manifest's informal ones, and no escape hatches in Lean."""
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from rhojax.bounds import manifest, twins
 
 ROOT = Path(__file__).resolve().parents[1]
 LEAN = ROOT / "lean"
+COQ = ROOT / "coq"
 LEAN_FILES = sorted(LEAN.rglob("*.lean"))
 PROPERTY_TESTS = ROOT / "property_tests"
 
@@ -85,3 +88,30 @@ def test_every_theorem_has_its_twins_and_every_twin_its_theorem():
         assert entry.twin in twin_functions, f"{entry.name}: no numeric twin"
     assert set(tests) == {t.test_name for t in manifest.THEOREMS}, "property tests without a theorem"
     assert twin_functions - manifest.TWIN_HELPERS == listed, "twins without a theorem"
+
+
+def test_every_theorem_has_a_coq_statement_with_the_manifest_hypotheses():
+    for entry in manifest.THEOREMS:
+        coq_source = (ROOT / entry.coq_file).read_text()
+        assert entry.name in manifest.coq_declarations(coq_source), f"{entry.coq_name} missing"
+        assert manifest.hypothesis_mismatches(entry, coq_source, (ROOT / entry.lean_file).read_text()) == []
+
+
+@pytest.mark.parametrize("change", ["drop", "variable", "extra"])
+def test_hypothesis_check_catches_a_wrong_manifest_entry(change):
+    entry = manifest.theorem("lyapunov_monotone")
+    hypotheses = {"drop": entry.hypotheses[:-1],
+                  "variable": (*entry.hypotheses[:-1], "beta <= h1"),  # beta <= alpha written wrongly
+                  "extra": (*entry.hypotheses, "e0 <= e1")}[change]
+    wrong = dataclasses.replace(entry, hypotheses=hypotheses)
+    problems = manifest.hypothesis_mismatches(wrong, (ROOT / entry.coq_file).read_text(),
+                                              (ROOT / entry.lean_file).read_text())
+    assert problems, change
+
+
+def test_proved_facts_exist_in_coq_and_nothing_is_listed_twice():
+    declared = {f"Rhojax.{p.stem}.{name}" for p in COQ.glob("*.v")
+                for name in manifest.coq_declarations(p.read_text(), ("Theorem", "Lemma", "Corollary", "Definition"))}
+    names = [e.coq_name for e in (*manifest.THEOREMS, *manifest.PROVED_FACTS)]
+    assert len(names) == len(set(names)), "a Coq theorem is listed twice"
+    assert set(names) <= declared, f"not in coq/: {set(names) - declared}"

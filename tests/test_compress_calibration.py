@@ -11,13 +11,16 @@ import pytest
 from rhojax.compress import INPUT_OF, calibration_stats, compress_matrix
 from rhojax.compress.calibration import projection_inputs
 from rhojax.models import ModelConfig, block, block_params, forward, init_params
-from rhojax.models.transformer import layer_norm
+from rhojax.models.transformer import layer_norm, post_norm
 
 CONFIGS = {
     "llama": ModelConfig("llama", vocab_size=50, hidden_size=24, num_layers=3, num_heads=4, num_kv_heads=2,
                          head_dim=6, intermediate_size=40, norm_eps=1e-5, qkv_bias=True),
     "gpt2": ModelConfig("gpt2", vocab_size=50, hidden_size=24, num_layers=2, num_heads=4, num_kv_heads=4,
                         head_dim=6, intermediate_size=40, norm_eps=1e-5, max_position_embeddings=32),
+    "gemma3": ModelConfig("gemma3", vocab_size=50, hidden_size=24, num_layers=3, num_heads=4, num_kv_heads=1,
+                          head_dim=6, intermediate_size=40, norm_eps=1e-6, qk_norm=True, sliding_window=4,
+                          rope_local_theta=100.0, sliding_window_pattern=2, query_pre_attn_scalar=8.0),
 }
 
 
@@ -38,13 +41,15 @@ def test_projection_inputs_recompose_the_block(synthetic):
         x = projection_inputs(config, p, h, positions)
         np.testing.assert_allclose(x["attn_in"], layer_norm(config, p["attn_norm"], h), rtol=1e-6)
         o_bias = p["o"].get("b", 0.0)
-        h_mid = h + x["o_in"] @ p["o"]["w"] + o_bias
+        h_mid = h + post_norm(config, p, "post_attn_norm", x["o_in"] @ p["o"]["w"] + o_bias)
         np.testing.assert_allclose(x["mlp_in"], layer_norm(config, p["mlp_norm"], h_mid), rtol=1e-5, atol=1e-6)
         up = x["mlp_in"] @ p["up"]["w"] + p["up"].get("b", 0.0)
-        expected_hidden = (jax.nn.silu(x["mlp_in"] @ p["gate"]["w"]) * up if config.family == "llama"
+        gate = {"llama": jax.nn.silu, "gemma3": lambda z: jax.nn.gelu(z, approximate=True)}
+        expected_hidden = (gate[config.family](x["mlp_in"] @ p["gate"]["w"]) * up if config.family in gate
                            else jax.nn.gelu(up, approximate=True))
         np.testing.assert_allclose(x["down_in"], expected_hidden, rtol=1e-5, atol=1e-6)
-        recomposed = h_mid + x["down_in"] @ p["down"]["w"] + p["down"].get("b", 0.0)
+        down = x["down_in"] @ p["down"]["w"] + p["down"].get("b", 0.0)
+        recomposed = h_mid + post_norm(config, p, "post_mlp_norm", down)
         np.testing.assert_allclose(recomposed, block(config, p, h, positions), rtol=1e-5, atol=1e-5)
 
 

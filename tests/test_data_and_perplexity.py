@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rhojax.data.corpora import documents, wiki_documents, wiki_split_of
-from rhojax.data.windows import token_windows
+from rhojax.data.corpora import documents, source_text, wiki_documents, wiki_split_of
+from rhojax.data.windows import PREFIX_MARGIN, corpus_windows, encode_prefix, safe_cut, text_windows
 from rhojax.errors import DataError
 from rhojax.eval.perplexity import final_state_nll, perplexity, window_nll
 from rhojax.models import ModelConfig, forward, init_params
@@ -41,33 +43,57 @@ def test_evaluation_only_corpora_refuse_calibration():
         documents("news", "calibration")
 
 
-def test_text_file_and_missing_file(tmp_path):
+def test_text_file_is_read_whole_and_named_corpora_need_a_split(tmp_path):
     path = tmp_path / "mine.txt"
     path.write_text("first document\n\nsecond one\n")
-    assert documents(str(path), "evaluation") == ["first document", "second one"]
+    assert source_text(str(path)) == "first document\n\nsecond one\n"
+    assert source_text("news", "evaluation") == "\n\n".join(documents("news", "evaluation"))
     with pytest.raises(DataError, match="no such file"):
-        documents(str(tmp_path / "nope.txt"), "evaluation")
+        source_text(str(tmp_path / "nope.txt"))
+    with pytest.raises(DataError, match="say which split"):
+        source_text("wiki")
+    with pytest.raises(DataError, match="choose one of calibration, evaluation"):
+        corpus_windows(None, "wiki", "eval", 64, 8)
+    (tmp_path / "blank.txt").write_text(" \n\n ")
+    with pytest.raises(DataError, match="empty"):
+        source_text(str(tmp_path / "blank.txt"))
 
 
-class _CharTokenizer:
+class _WordTokenizer:
+    """A stand-in whose ids depend on context, as BPE's do: a word's id depends on the whitespace before it."""
+
     bos_id, eos_id = 0, None
 
     def encode(self, text):
-        return [ord(c) % 40 + 1 for c in text]
-
-    def encode_batch(self, texts):
-        return [self.encode(t) for t in texts]
+        return [sum(map(ord, piece)) % 97 + 1 for piece in re.findall(r"\s*\S+|\s+", text)]
 
 
-def test_windows_are_bos_plus_consecutive_chunks():
-    docs = ["abcdefghij", "klmnop"]
-    windows = token_windows(_CharTokenizer(), docs, seq_len=5, num_windows=3)
-    stream = _CharTokenizer().encode("abcdefghij\n\nklmnop\n\n")
-    assert windows.shape == (3, 5)
+def test_windows_are_bos_plus_consecutive_chunks_of_the_whole_text():
+    text = "alpha beta\n\ngamma delta epsilon\nzeta eta theta iota kappa"
+    whole = _WordTokenizer().encode(text)
+    windows = text_windows(_WordTokenizer(), text, seq_len=4, num_windows=3)
+    assert windows.shape == (3, 4)
     assert (windows[:, 0] == 0).all()
-    assert windows[:, 1:].reshape(-1).tolist() == stream[:12]
-    with pytest.raises(DataError, match="lower --tokens"):
-        token_windows(_CharTokenizer(), docs, seq_len=5, num_windows=10)
+    assert windows[:, 1:].reshape(-1).tolist() == whole[:9]
+    with pytest.raises(DataError, match="ask for fewer tokens"):
+        text_windows(_WordTokenizer(), text, seq_len=4, num_windows=10)
+
+
+def test_encode_prefix_equals_the_whole_text_for_every_length():
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefgh"), size=rng.integers(1, 9))) for _ in range(3000)]
+    seps = rng.choice([" ", "  ", "\n", "\n\n", ". "], size=len(words), p=[0.7, 0.05, 0.1, 0.1, 0.05])
+    text = "".join(w + s for w, s in zip(words, seps, strict=True))
+    whole = _WordTokenizer().encode(text)
+    for needed in (1, 50, 200, 700, len(whole) - PREFIX_MARGIN, len(whole), len(whole) + 5):
+        assert encode_prefix(_WordTokenizer(), text, needed).tolist() == whole[:needed]
+
+
+def test_safe_cut_lies_between_two_letters():
+    text = "one two\nthree 4 five, six"
+    cut = safe_cut(text, len(text))
+    assert cut == 3 and text[cut - 1 : cut + 2] == "e t"  # "e 4" and ", s" are not between two letters
+    assert safe_cut("12 34\n", 6) is None
 
 
 def test_perplexity_equals_plain_numpy_and_ignores_batch_padding():

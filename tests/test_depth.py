@@ -13,6 +13,7 @@ from rhojax.depth import (
     block_influence,
     iterative_removal,
     one_shot_removal,
+    rank_layers,
     ranks,
     removal_order,
     remove_layers,
@@ -115,6 +116,21 @@ def test_blend_hand_example():
     assert removal_order(rho, bi, 0.5).tolist() == [1, 2, 0, 3]
     assert one_shot_removal(rho, bi, 0.5, 2) == [1, 2]
     assert ranks(np.array([3.0, 1.0, 2.0])).tolist() == [2, 0, 1]
+    # the named criteria on the same hand example
+    assert rank_layers("blend", rho=rho, bi=bi, lam=0.5) == [1, 2, 0, 3]
+    assert rank_layers("rho", rho=rho) == [0, 2, 1, 3]  # |rho - 1| ascending
+    assert rank_layers("rho", rho=rho, rho_order="descending") == [3, 1, 2, 0]
+    assert rank_layers("bi", bi=bi) == [1, 3, 2, 0]  # ShortGPT: smallest Block Influence first
+
+
+@pytest.mark.parametrize(("criterion", "lam", "message"), [
+    ("rhoo", None, "criterion 'rhoo': choose rho, bi or blend"),
+    ("blend", None, "criterion 'blend' needs lam"),
+    ("blend", 1.5, "lam 1.5: the blend weight"),
+])
+def test_rank_layers_errors_name_the_argument(criterion, lam, message):
+    with pytest.raises(RhojaxError, match=message):
+        rank_layers(criterion, rho=np.ones(3), bi=np.ones(3), lam=lam)
 
 
 @settings(max_examples=10, deadline=None)

@@ -184,5 +184,5 @@ def test_missing_task_data_lists_available_tasks(monkeypatch, tmp_path):
 
 
 def test_bad_limit():
-    with pytest.raises(DataError, match="--limit"):
+    with pytest.raises(DataError, match="limit"):
         load_task("piqa", limit=0)

@@ -63,11 +63,14 @@ def test_eval_command_writes_and_resumes(monkeypatch, smollm2, tmp_path):
     assert first.exit_code == 0, first.output
     summary = json.loads((tmp_path / "eval.json").read_text())
     assert set(summary["tasks"]) == {"arc_easy", "lambada"}
-    arc = json.loads((tmp_path / "arc_easy.json").read_text())["result"]
+    arc = json.loads((tmp_path / "parts" / "task_arc_easy.json").read_text())["value"]
     assert arc["items"] == 3 and len(arc["predictions"]) == 3
     assert arc["acc"] == np.mean([p["pred"] == p["gold"] for p in arc["predictions"]])
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "parts").glob("*.json")}
     second = runner.invoke(app, args)
-    assert second.exit_code == 0 and "reusing" in second.output
+    assert second.exit_code == 0, second.output
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "parts").glob("*.json")} == stamps  # nothing rescored
+    assert json.loads((tmp_path / "eval.json").read_text())["tasks"] == summary["tasks"]
 
 
 def test_eval_command_rejects_unknown_task(tmp_path):

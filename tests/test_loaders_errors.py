@@ -120,3 +120,55 @@ def test_unpermute_inverts_llama_cpp_permute():
     w = np.random.default_rng(0).normal(size=(heads * head_dim, width))
     permuted = w.reshape(heads, 2, head_dim // 2, width).swapaxes(1, 2).reshape(w.shape)
     np.testing.assert_array_equal(unpermute_rope_rows(permuted, heads), w)
+
+
+GEMMA3_CONFIG = {"model_type": "gemma3_text", "vocab_size": 11, "hidden_size": 8, "num_hidden_layers": 2,
+                 "num_attention_heads": 2, "intermediate_size": 16, "head_dim": 4}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"final_logit_softcapping": 30.0}, "final_logit_softcapping=30.0 is not supported for gemma3"),
+        ({"attn_logit_softcapping": 50.0}, "attn_logit_softcapping=50.0 is not supported"),
+        ({"hidden_activation": "gelu"}, "hidden_activation='gelu' is not supported"),
+        ({"rope_parameters": {"sliding_attention": {"rope_type": "linear", "factor": 2.0}}},
+         "RoPE scaling on sliding-window layers is not supported"),
+        ({"layer_types": ["full_attention"]}, "layer_types must list"),
+    ],
+)
+def test_gemma3_options_rhojax_does_not_implement_are_refused(change, message, tmp_path):
+    folder = tmp_path / "gemma"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(GEMMA3_CONFIG | change))
+    save_file({}, str(folder / "model.safetensors"))
+    with pytest.raises(LoadError, match=message):
+        load_hf_folder(folder)
+
+
+def test_attention_bias_is_refused_where_it_cannot_be_read(tmp_path):
+    folder = tmp_path / "mistral"
+    folder.mkdir()
+    config = dict(GEMMA3_CONFIG, model_type="mistral", attention_bias=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LoadError, match="attention_bias=true .* is not supported for mistral"):
+        load_hf_folder(folder)
+
+
+def test_packaged_parts_are_concatenated_once_and_checked(tmp_path, monkeypatch):
+    import hashlib
+
+    from rhojax.io import resolve
+
+    parts = {"a": b"GGUF" + bytes(range(50)), "b": bytes(range(50, 200))}
+    for name, data in parts.items():
+        (tmp_path / name).write_bytes(data)
+    monkeypatch.setattr(resolve, "asset_file", lambda package, relative: tmp_path / relative)
+    monkeypatch.setenv("RHOJAX_CACHE", str(tmp_path / "cache"))
+    whole = parts["a"] + parts["b"]
+    good = resolve.PackagedModel("m.gguf", (("p1", "a"), ("p2", "b")), "test", hashlib.sha256(whole).hexdigest())
+    assert resolve.packaged_file(good).read_bytes() == whole
+    bad = resolve.PackagedModel("n.gguf", good.parts, "test model", "0" * 64)
+    with pytest.raises(LoadError, match=r"n\.gguf: the concatenated parts have sha256 .* reinstall"):
+        resolve.packaged_file(bad)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["m.gguf"]  # nothing half-written left

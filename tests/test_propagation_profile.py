@@ -24,6 +24,9 @@ LLAMA = ModelConfig(family="llama", vocab_size=64, hidden_size=32, num_layers=4,
                     head_dim=8, intermediate_size=48, norm_eps=1e-5)
 GPT2 = ModelConfig(family="gpt2", vocab_size=64, hidden_size=32, num_layers=3, num_heads=4, num_kv_heads=4,
                    head_dim=8, intermediate_size=64, norm_eps=1e-5, max_position_embeddings=64)
+GEMMA3 = ModelConfig(family="gemma3", vocab_size=64, hidden_size=32, num_layers=4, num_heads=4, num_kv_heads=1,
+                     head_dim=8, intermediate_size=48, norm_eps=1e-6, qk_norm=True, sliding_window=5,
+                     rope_local_theta=100.0, sliding_window_pattern=2, query_pre_attn_scalar=16.0)
 
 
 #: The model's block, jitted so the plain loops below run at compiled speed (one sample at a time).
@@ -71,8 +74,8 @@ def plain_profile(config, params, hidden, key, eps, samples):
     return {name: np.stack([r[name] for r in rows]) for name in rows[0]}
 
 
-@pytest.mark.parametrize(("config", "layer_batch"), [(LLAMA, 1), (LLAMA, 2), (GPT2, 3)],
-                         ids=["llama-scan", "llama-vmap2", "gpt2-vmap"])
+@pytest.mark.parametrize(("config", "layer_batch"), [(LLAMA, 1), (LLAMA, 2), (GPT2, 3), (GEMMA3, 2)],
+                         ids=["llama-scan", "llama-vmap2", "gpt2-vmap", "gemma3-vmap2"])
 def test_profile_equals_plain_loop(config, layer_batch):
     params, hidden = small_model(config)
     key = jax.random.key(7)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import runpy
 import subprocess
@@ -44,7 +45,11 @@ def model():
     return params, eval_windows, calib
 
 
-def naive_outcome(params, windows, calib, c: Configuration, seed: int = 0):
+SWEEP_LEVELS = {"magnitude": (0.5,), "wanda": (0.7,), "sparsegpt": (0.5,), "rotated_rtn": (3,)}
+SWEEP_KINDS = ("q", "down")
+
+
+def naive_outcome(params, windows, calib, c: Configuration, h_dense: np.ndarray, seed: int = 0):
     """Replace the site in the full params and run the whole model from the embedding."""
     w = params["blocks"][c.kind]["w"][c.layer]
     w_new = compress_matrix(c.method, w, c.level, calib.site(c.layer, c.kind), rotation_key(seed, c.layer, c.kind))
@@ -53,21 +58,27 @@ def naive_outcome(params, windows, calib, c: Configuration, seed: int = 0):
     changed = {**params, "blocks": blocks}
     ppl = perplexity(CONFIG, changed, windows, batch_size=len(windows)).perplexity
     h_last = np.asarray(forward(CONFIG, changed, jnp.asarray(windows), return_hidden=True)[1][-1], np.float64)
-    h_dense = np.asarray(forward(CONFIG, params, jnp.asarray(windows), return_hidden=True)[1][-1], np.float64)
     return ppl, np.linalg.norm(h_last - h_dense, axis=-1), np.linalg.norm(h_dense, axis=-1)
 
 
-@pytest.mark.parametrize("config_batch", [1, 3])
-def test_sweep_matches_a_naive_full_forward_per_configuration(model, tmp_path, config_batch):
+@pytest.fixture(scope="module")
+def naive_sweep(model):
+    """The grid and, for every configuration, the naive outcome (computed once for both batch sizes)."""
     params, windows, calib = model
-    levels = {"magnitude": (0.5,), "wanda": (0.7,), "sparsegpt": (0.5,), "rotated_rtn": (3,)}
-    grid = sweep_grid(CONFIG, levels, kinds=("q", "down"))
-    records = run_sweep(CONFIG, params, windows, grid, tmp_path / "sweep.jsonl", calibration=calib,
-                        window_batch=2, config_batch=config_batch)
+    grid = sweep_grid(CONFIG, SWEEP_LEVELS, kinds=SWEEP_KINDS)
+    h_dense = np.asarray(forward(CONFIG, params, jnp.asarray(windows), return_hidden=True)[1][-1], np.float64)
     dense = perplexity(CONFIG, params, windows, batch_size=len(windows)).perplexity
+    return grid, dense, [naive_outcome(params, windows, calib, c, h_dense) for c in grid]
+
+
+@pytest.mark.parametrize("config_batch", [1, 3])
+def test_sweep_matches_a_naive_full_forward_per_configuration(model, naive_sweep, tmp_path, config_batch):
+    params, windows, calib = model
+    grid, dense, outcomes = naive_sweep
+    records, _ = run_sweep(CONFIG, params, windows, grid, tmp_path / "sweep.jsonl", calibration=calib,
+                           window_batch=2, config_batch=config_batch)
     assert [(r["layer"], r["kind"], r["method"], r["level"]) for r in records] == [c.key for c in grid]
-    for c, r in zip(grid[::3], records[::3], strict=True):  # every third configuration keeps the test short
-        ppl, err, ref = naive_outcome(params, windows, calib, c)
+    for r, (ppl, err, ref) in zip(records, outcomes, strict=True):  # every record
         np.testing.assert_allclose(r["dense_ppl"], dense, rtol=1e-5)
         np.testing.assert_allclose(r["ppl"], ppl, rtol=1e-4)
         np.testing.assert_allclose(r["ppl_ratio"], ppl / dense, rtol=1e-4)
@@ -103,8 +114,8 @@ SCRIPT = textwrap.dedent(
         if done == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    run_sweep(config, params, windows, grid, path, calibration=calib, settings={"test": 1}, window_batch=3,
-              config_batch=4, on_record=on_record)
+    run_sweep(config, params, windows, grid, path, calibration=calib, window_batch=3, config_batch=4,
+              on_record=on_record)
     """
 )
 
@@ -126,12 +137,14 @@ def test_a_killed_and_resumed_sweep_writes_the_same_file(tmp_path, monkeypatch):
     assert len(whole.read_text().splitlines()) == 3 * 2 * 3
 
 
-def test_resuming_with_other_settings_is_refused(model, tmp_path):
-    params, windows, calib = model
-    grid = sweep_grid(CONFIG, {"magnitude": (0.5,)}, layers=[2], kinds=("v",))
-    run_sweep(CONFIG, params, windows, grid, tmp_path / "s.jsonl", settings={"tokens": 1})
-    with pytest.raises(RhojaxError, match="different settings"):
-        run_sweep(CONFIG, params, windows, grid, tmp_path / "s.jsonl", settings={"tokens": 2})
+def test_a_run_folder_refuses_other_settings_and_names_them(tmp_path):
+    from rhojax.runs import RunFolder, RunFolderError
+    from rhojax.sensitivity.study import SweepSettings
+
+    RunFolder.open(tmp_path, {"model": "m", "settings": SweepSettings(tokens=1)})
+    RunFolder.open(tmp_path, {"model": "m", "settings": SweepSettings(tokens=1)})  # same settings: resumes
+    with pytest.raises(RunFolderError, match=r"settings.tokens: 1 -> 2; settings.yardstick: True -> False"):
+        RunFolder.open(tmp_path, {"model": "m", "settings": SweepSettings(tokens=2, yardstick=False)})
 
 
 def test_levels_and_grid():
@@ -181,7 +194,7 @@ def test_sweep_on_smollm2_matches_a_full_forward(smollm2, smollm2_windows, tmp_p
     config, params = smollm2.config, smollm2.params
     windows = smollm2_windows("evaluation", 1, 64)
     grid = [Configuration(0, "up", "magnitude", 0.5), Configuration(29, "v", "magnitude", 0.5)]
-    records = run_sweep(config, params, windows, grid, tmp_path / "sweep.jsonl")
+    records, _ = run_sweep(config, params, windows, grid, tmp_path / "sweep.jsonl")
     dense = perplexity(config, params, windows, batch_size=1).perplexity
     for c, r in zip(grid, records, strict=True):
         w = params["blocks"][c.kind]["w"]
@@ -208,23 +221,38 @@ def test_cli_rejects_an_unknown_method_in_one_line(tmp_path):
 
     result = CliRunner().invoke(app, ["sweep", "smollm2-135m", "--out", str(tmp_path), "--methods", "magic"])
     assert result.exit_code == 2
-    assert "--methods 'magic' is unknown" in result.output
+    assert "method 'magic' is unknown" in result.output
 
 
 @pytest.mark.slow
-def test_sweep_analysis_writes_summary_and_figures(smollm2, tmp_path):
-    from rhojax.commands.sweep import sweep_analysis
+def test_sweep_command_writes_summary_and_figures(tmp_path):
+    from typer.testing import CliRunner
 
-    summary = sweep_analysis(smollm2, tmp_path, methods=("magnitude", "wanda"), layers=[29], kinds=["v", "up"],
-                             tokens=128, seq_len=64, calib_tokens=128)
+    from rhojax.cli import app
+
+    args = ["sweep", "smollm2-135m", "--out", str(tmp_path), "--layers", "29", "--kinds", "v,up", "--tokens", "128",
+            "--seq-len", "64", "--calib-tokens", "128"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["maps"]) == {"magnitude@0.5", "wanda@0.5"}
-    for m in summary["maps"].values():
-        assert [h["kind"] for h in m["hierarchy"]] and m["cfi"] is None  # incomplete map: no CFI
-        assert m["spread"] >= 1.0
-    for name in ("summary.json", "sweep.jsonl", "heatmap_magnitude_0.5.png", "heatmap_wanda_0.5.png",
-                 "hierarchy.png"):
+    records = [json.loads(line) for line in (tmp_path / "sweep.jsonl").read_text().splitlines()]
+    assert len(records) == 4
+    for label, m in summary["maps"].items():
+        assert m["cfi"] is None and m["uniform_ratio"] is None  # incomplete map: no CFI, no yardstick
+        ratios = [r["ppl_ratio"] for r in records if f"{r['method']}@{r['level']:g}" == label]
+        assert m["spread"] == pytest.approx(max(ratios) / min(ratios))
+        # one layer, so each kind's median is its only ratio; the extremes are the two sites themselves
+        sites = {(r["layer"], r["kind"]): r["ppl_ratio"] for r in records if f"{r['method']}@{r['level']:g}" == label}
+        by_ratio = sorted(sites, key=sites.get, reverse=True)
+        assert [(h["kind"], h["median_ratio"]) for h in m["hierarchy"]] == [(k, sites[(t, k)]) for t, k in by_ratio]
+        assert (tuple(m["max_site"]), tuple(m["min_site"])) == (by_ratio[0], by_ratio[-1])
+        v = m["kinds"].index("v")
+        assert m["ratio_ci_low"][29][v] <= m["ratio"][29][v] <= m["ratio_ci_high"][29][v]
+    for name in ("heatmap_magnitude_0.5.png", "heatmap_wanda_0.5.png", "hierarchy.png"):
         assert (tmp_path / name).stat().st_size > 0
-    assert len((tmp_path / "sweep.jsonl").read_text().splitlines()) == 4
+    rerun = CliRunner().invoke(app, args[:-2] + ["--calib-tokens", "256"])
+    assert rerun.exit_code == 2 and "settings.calib_tokens: 128 -> 256" in rerun.output
 
 
 def test_uniform_ratio_is_the_all_sites_perplexity_ratio(model):
@@ -246,15 +274,17 @@ def test_uniform_ratio_is_the_all_sites_perplexity_ratio(model):
     np.testing.assert_allclose(given_dense, got, rtol=1e-12)
 
 
-def test_summary_measures_the_yardstick_only_for_complete_maps(tmp_path):
-    from rhojax.commands.sweep import summarize
+def test_summary_measures_the_yardstick_only_for_complete_maps():
+    from rhojax.sensitivity.study import SweepSettings, summarize
 
     rng = np.random.default_rng(1)
-    records = [{"layer": t, "kind": k, "method": m, "level": 0.5, "ppl_ratio": 1 + rng.random()}
+    dense_nll = rng.normal(30.0, 3.0, size=4)
+    records = [{"layer": t, "kind": k, "method": m, "level": 0.5, "ppl_ratio": 1 + rng.random(),
+                "window_nll": dense_nll + rng.random(4)}
                for t, k in CONFIG.sites for m in ("magnitude", "wanda")
                if m == "magnitude" or t == 0]  # wanda covers layer 0 only
     calls = []
-    summary = summarize(records, CONFIG.num_layers, CONFIG.site_kinds, tmp_path, "tiny",
+    summary = summarize(records, dense_nll, 9, CONFIG.num_layers, CONFIG.site_kinds, SweepSettings(boots=50),
                         uniform=lambda method, level: calls.append((method, level)) or 7.0)
     assert calls == [("magnitude", 0.5)]
     assert summary["magnitude@0.5"]["uniform_ratio"] == 7.0 and summary["magnitude@0.5"]["cfi"] is not None
@@ -262,8 +292,6 @@ def test_summary_measures_the_yardstick_only_for_complete_maps(tmp_path):
 
 
 def test_fragility_command_reports_kendall_tau_over_maps(tmp_path):
-    import json
-
     from typer.testing import CliRunner
 
     from rhojax.cli import app

@@ -69,7 +69,7 @@ def prune_with_allocation(
     """Params with every matrix of layer ``l`` pruned to ``sparsities[l]`` by ``method`` (wanda or sparsegpt),
     calibrated sequentially on ``calibration`` windows (N, T) of the CALIBRATION split."""
     if method not in WITHIN_LAYER_METHODS:
-        raise RhojaxError(f"--method {method!r}: choose {' or '.join(WITHIN_LAYER_METHODS)}")
+        raise RhojaxError(f"method {method!r}: choose {' or '.join(WITHIN_LAYER_METHODS)}")
     sparsities = np.asarray(sparsities, dtype=np.float64)
     if sparsities.shape != (config.num_layers,):
         raise RhojaxError(f"{len(sparsities)} layer sparsities for a model with {config.num_layers} layers")

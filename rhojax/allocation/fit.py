@@ -45,7 +45,7 @@ def shift_to_mean(x: np.ndarray, target: float, lo: float, hi: float) -> np.ndar
 def bounds_around(target: float, half_width: float) -> tuple[float, float]:
     """``[target - half_width, target + half_width]`` intersected with ``[0, 1]``."""
     if not 0.0 <= target < 1.0:
-        raise RhojaxError(f"--sparsity {target}: choose a target mean sparsity in [0, 1)")
+        raise RhojaxError(f"target {target}: choose a target mean sparsity in [0, 1)")
     if half_width < 0:
         raise RhojaxError(f"range half-width {half_width} must be non-negative")
     return max(0.0, target - half_width), min(1.0, target + half_width)

@@ -42,4 +42,4 @@ ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], float]] = {
 }
 
 #: The MLP activation of each model family.
-FAMILY_ACTIVATION = {"llama": "silu", "gpt2": "gelu_tanh"}
+FAMILY_ACTIVATION = {"llama": "silu", "gpt2": "gelu_tanh", "gemma3": "gelu_tanh"}

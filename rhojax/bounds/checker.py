@@ -53,6 +53,7 @@ DEFAULT_TWINS: Mapping[str, Callable] = {name: getattr(twins, name) for name in 
 CHAINS = {
     "llama": (("up", "down", None), ("gate", "down", "silu")),
     "gpt2": (("v", "o", None), ("up", "down", FAMILY_ACTIVATION["gpt2"])),
+    "gemma3": (("up", "down", None), ("gate", "down", FAMILY_ACTIVATION["gemma3"])),
 }
 
 

@@ -88,7 +88,12 @@ def quick_levels() -> tuple[Level, ...]:
     return (Level("rtn", 4), Level("magnitude", 0.5))
 
 
-PLANS = {"default": default_levels, "full": full_levels, "quick": quick_levels}
+def smoke_levels() -> tuple[Level, ...]:
+    """One level, for tests of the machinery (the main job's smoke budget)."""
+    return (Level("rtn", 4),)
+
+
+PLANS = {"default": default_levels, "full": full_levels, "quick": quick_levels, "smoke": smoke_levels}
 
 
 def plan(name: str) -> tuple[Level, ...]:

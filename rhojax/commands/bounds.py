@@ -1,76 +1,30 @@
-"""``rhojax bounds``: check the Lean bounds on the real model's matrices and calibration activations."""
+"""``rhojax bounds``: the bound checker and the site bounds on a real model (:mod:`rhojax.bounds.study`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import jax
 import typer
 from rich.table import Table
 
-from rhojax.bounds.checker import check_bounds, site_inputs
-from rhojax.bounds.levels import plan
-from rhojax.bounds.summary import level_record, summarize
-from rhojax.commands.basics import DTYPE, MODEL, TEXT
-from rhojax.commands.common import console, guarded, output_dir, progress_bar, run_metadata
-from rhojax.compress import NEEDS_HESSIAN, calibration_stats
-from rhojax.data.windows import corpus_windows
+from rhojax.bounds.study import BoundsSettings, run_bounds_study
+from rhojax.commands.common import DTYPE, MODEL, console, guarded, open_run, progress, save_summary
+from rhojax.commands.options import with_settings
 from rhojax.errors import RhojaxError
-from rhojax.io.resolve import Model, load_model
-from rhojax.report.jsonio import append_jsonl, read_jsonl, write_json
+from rhojax.io.resolve import load_model
+from rhojax.report.jsonio import read_jsonl
 
 
-def run_bounds(
-    model: Model,
-    out: Path,
-    *,
-    text: str = "wiki",
-    plan_name: str = "default",
-    tokens: int = 512,
-    seq_len: int = 128,
-    check_tokens: int = 32,
-    chain_depth: int = 2,
-    seed: int = 0,
-    shard: tuple[int, int] = (0, 1),
-    from_end: bool = False,
-) -> dict:
-    """Run the bound checker on ``model`` into ``out`` (``checks.jsonl``, resumable, and ``summary.json``).
-
-    Calibration statistics (Wanda norms, SparseGPT Hessians) come from ``tokens`` calibration tokens
-    in ``seq_len`` windows; the bounds are evaluated on ``check_tokens`` of those tokens' activations.
-    ``shard=(k, n)`` runs levels ``k, k+n, k+2n, ...`` into ``checks-{k}of{n}.jsonl`` so that ``n``
-    processes can share the sweep; ``from_end`` takes the shard's levels last first (into
-    ``checks-{k}of{n}-end.jsonl``), so a second group of processes can work towards the first.
-    The summary reads every ``checks*.jsonl`` of ``out`` (a level computed twice counts once).
-    """
-    out = output_dir(out)
-    levels = plan(plan_name)
-    index, count = shard
-    name = "checks" if count == 1 else f"checks-{index}of{count}"
-    log = out / (f"{name}-end.jsonl" if from_end else f"{name}.jsonl")
-    done = {rec["level"] for path in out.glob("checks*.jsonl") for rec in read_jsonl(path)}
-    todo = [level for i, level in enumerate(levels) if i % count == index and level.label not in done]
-    todo = todo[::-1] if from_end else todo
-    windows = corpus_windows(model.tokenizer, text, "calibration", tokens, seq_len)
-    if todo:
-        hessians = any(level.method in NEEDS_HESSIAN for level in todo)
-        stats = calibration_stats(model.config, model.params, windows, hessians=hessians)
-        inputs = site_inputs(model.config, model.params, windows, check_tokens)
-        results = check_bounds(model.config, model.params, inputs, stats, todo, key=jax.random.PRNGKey(seed),
-                               chain_depth=chain_depth)
-        with progress_bar(f"bounds ({len(levels)} levels, {len(done)} done)", len(todo)) as update:
-            for i, result in enumerate(results):
-                append_jsonl(log, level_record(result))
-                update(i + 1)
-    records = list({rec["level"]: rec for path in sorted(out.glob("checks*.jsonl")) for rec in read_jsonl(path)
-                    if rec["level"] in {level.label for level in levels}}.values())
-    summary = {
-        **run_metadata(model, text=text, plan=plan_name, calibration_tokens=int(windows.size), seq_len=seq_len,
-                       check_tokens=check_tokens, chain_depth=chain_depth, seed=seed),
-        **summarize(records),
-    }
-    write_json(out / "summary.json", summary)
-    return summary
+def site_table(summary: dict, model: str) -> Table:
+    table = Table(title=f"site bounds on {model}: {summary['configurations']:,} configurations, "
+                        f"{summary['violations']} violations (tightness = bound / measured block change)")
+    for column in ("kind", "min", "median", "p95", "max", "sublayer median"):
+        table.add_column(column, justify="left" if column == "kind" else "right")
+    for kind, entry in summary["by_kind"].items():
+        t, sub = entry["tightness"], entry["sublayer_tightness"]
+        table.add_row(kind, *(f"{t[q]:.3g}" if q in t else "-" for q in ("min", "median", "p95", "max")),
+                      f"{sub['median']:.3g}" if "median" in sub else "-")
+    return table
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -83,8 +37,8 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def summary_table(summary: dict) -> Table:
-    table = Table(title=f"bounds on {summary['model']}: {summary['configurations']:,} configurations, "
+def summary_table(summary: dict, model: str) -> Table:
+    table = Table(title=f"bounds on {model}: {summary['configurations']:,} configurations, "
                         f"{summary['evaluations']:,} evaluations, {summary['violations']} violations")
     for column in ("theorem", "evaluations", "violations", "min", "median", "p95", "max"):
         table.add_column(column, justify="left" if column == "theorem" else "right")
@@ -96,30 +50,37 @@ def summary_table(summary: dict) -> Table:
 
 
 @guarded
+@with_settings(BoundsSettings)
 def bounds(
     model: str = MODEL,
-    out: Path = typer.Option(..., "--out", help="Result folder (checks.jsonl, summary.json); reruns resume."),
-    text: str = TEXT,
-    plan_name: str = typer.Option(
-        "default", "--plan", help="default (CPU-sized, 73 levels), full (GPU, 72 balanced levels) or quick (2)."
-    ),
-    tokens: int = typer.Option(512, "--tokens", help="Calibration tokens for Wanda norms / SparseGPT Hessians."),
-    seq_len: int = typer.Option(128, "--seq-len"),
-    check_tokens: int = typer.Option(32, "--check-tokens", help="Activation rows the bounds are evaluated on."),
-    chain_depth: int = typer.Option(2, "--chain-depth", help="Layers in the product-propagation chain."),
-    seed: int = typer.Option(0, "--seed", help="PRNG seed of the rotated-RTN rotations."),
-    shard: str = typer.Option("0/1", "--shard", help="K/N: run every N-th level from K (N processes share a sweep)."),
-    from_end: bool = typer.Option(False, "--from-end", help="Take the shard's levels last first."),
+    out: Path = typer.Option(..., "--out", help="Run folder (summary.json, parts/ per level); reruns resume."),
+    shard: str = typer.Option("0/1", "--shard", help="K/N: this process takes every N-th checker level from K "
+                              "(N processes can share one folder)."),
+    sweep: Path | None = typer.Option(None, "--sweep", help="A sweep.jsonl: Spearman of site bound vs perplexity "
+                                      "ratio for the levels it shares with the site plan."),
     dtype: str = DTYPE,
+    settings: BoundsSettings = BoundsSettings(),
 ) -> None:
-    """Evaluate every Lean bound on MODEL's matrices for every site x method x level (tightness = bound / actual)."""
-    plan(plan_name)  # a wrong --plan or --shard fails before the model loads
-    parsed_shard = parse_shard(shard)
+    """Check the formal bounds on MODEL's matrices (tightness = bound / actual) and the site bounds on its blocks."""
+    parsed_shard = parse_shard(shard)  # a wrong --shard or --sweep fails before the model loads
+    if sweep is not None and not Path(sweep).is_file():
+        raise RhojaxError(f"--sweep {sweep}: no such file; pass a sweep folder's sweep.jsonl")
     loaded = load_model(model, dtype=dtype)
-    summary = run_bounds(loaded, out, text=text, plan_name=plan_name, tokens=tokens, seq_len=seq_len,
-                         check_tokens=check_tokens, chain_depth=chain_depth, seed=seed, shard=parsed_shard,
-                         from_end=from_end)
-    console.print(summary_table(summary))
-    console.print(f"wrote {Path(out) / 'summary.json'}")
-    if summary["violations"]:
+    run = open_run(out, loaded, settings)
+    summary = run_bounds_study(loaded, run, settings, progress=progress(), shard=parsed_shard,
+                               sweep=read_jsonl(sweep) if sweep is not None else ())
+    summary = save_summary(run, "summary.json", loaded, summary)
+    violations = 0
+    if "checker" in summary:
+        console.print(summary_table(summary["checker"], loaded.spec))
+        violations += summary["checker"]["violations"]
+    if "sites" in summary:
+        console.print(site_table(summary["sites"], loaded.spec))
+        for label, entry in summary["sites"]["spearman"].items():
+            console.print(f"{label}: Spearman(site bound, ppl ratio) = {entry['bound_vs_ppl_ratio']:.3f} over "
+                          f"{entry['sites']} sites (measured block change: "
+                          f"{entry['measured_change_vs_ppl_ratio']:.3f})")
+        violations += summary["sites"]["violations"]
+    console.print(f"wrote {run.file('summary.json')}")
+    if violations:
         raise typer.Exit(code=1)

@@ -1,21 +1,27 @@
-"""Shared pieces of the command line: error handling, progress bars, output folders, metadata."""
+"""Shared pieces of the command line: error handling, progress, run folders, metadata, argument specs."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import platform
-import sys
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from rhojax.errors import RhojaxError
+from rhojax.progress import Progress, console_progress
+from rhojax.provenance import provenance
+from rhojax.runs import RunFolder
+from rhojax.settings import run_identity
 
 console = Console(stderr=True)
+
+MODEL = typer.Argument(..., help="Packaged name (smollm2-135m), a local Hugging Face folder, or a .gguf file.")
+TEXT = typer.Option("wiki", "--text", help="wiki, lambada, news, or a path to a UTF-8 text file.")
+DTYPE = typer.Option("float32", "--dtype", help="float32 or bfloat16.")
 
 
 def guarded(fn: Callable) -> Callable:
@@ -32,20 +38,16 @@ def guarded(fn: Callable) -> Callable:
     return wrapper
 
 
+def progress() -> Progress:
+    """Progress on stderr: rich bars on a terminal, plain lines in logs."""
+    return console_progress(console)
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar with ETA; yields ``update(completed)``. Silent when stderr is not a terminal."""
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False, disable=not sys.stderr.isatty()) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda completed: progress.update(task, completed=completed)
+    """One stage of :func:`progress` as a context manager yielding ``update(done)``."""
+    with progress().stage(description, total) as update:
+        yield update
 
 
 def output_dir(out: Path) -> Path:
@@ -57,15 +59,23 @@ def output_dir(out: Path) -> Path:
     return out
 
 
-def run_metadata(model, **settings) -> dict:
-    """What a result file needs to be reproducible: model, dtype, settings, software versions."""
-    import jax
+def open_run(out: Path, model, settings) -> RunFolder:
+    """The run folder ``out`` for ``model`` under ``settings`` (refused if it holds other settings)."""
+    return RunFolder.open(out, run_identity(model, settings))
 
-    return {
-        "model": model.spec,
-        "model_source": str(model.source),
-        "dtype": model.dtype,
-        **settings,
-        "versions": {"jax": jax.__version__, "python": platform.python_version()},
-        "backend": jax.default_backend(),
-    }
+
+def run_metadata(model, **settings) -> dict:
+    """What a result file needs to be reproducible: model, dtype, settings and provenance."""
+    return {"model": model.spec, "model_source": str(model.source), "dtype": model.dtype, **settings,
+            "provenance": provenance()}
+
+
+def save_summary(run: RunFolder, name: str, model, summary: dict,
+                 draw: Callable[[Path, dict], object] | None = None) -> dict:
+    """Write ``summary`` (with model metadata) as ``name`` in the run folder, then ``draw(folder, summary)``
+    its figures from the file as written; returns the JSON as read back."""
+    path = run.write(name, {**run_metadata(model), **summary})
+    summary = json.loads(path.read_text())
+    if draw is not None:
+        draw(run.path, summary)
+    return summary

@@ -18,9 +18,17 @@ rotated_rtn    RTN after a random orthogonal rotation         bits (needs key)
 
 ``nm=(n, m)`` selects N:M sparsity for the pruning methods (then ``level`` may be None);
 ``group_size`` selects per-group quantization.
+
+The package itself is callable: ``rhojax.compress(w, "wanda", 0.5, input_norm=n)`` is :func:`compress`,
+the one-matrix entry point of the public API. Every operator is a function of ``jax.Array`` that works
+under ``jax.jit`` and ``jax.vmap`` (over a stack of matrices) as long as ``method``, ``level``, ``nm`` and
+``group_size`` are static Python values.
 """
 
 from __future__ import annotations
+
+import sys
+import types
 
 import chex
 import jax
@@ -86,7 +94,40 @@ def _compress(method, w, level, stats, key, nm, group_size):
     raise RhojaxError(f"unknown compression method {method!r}; choose from {', '.join(METHODS)}")
 
 
+def compress(
+    w: jax.Array,
+    method: str,
+    level: float | None = None,
+    *,
+    input_norm: jax.Array | None = None,
+    hessian: jax.Array | None = None,
+    key: jax.Array | None = None,
+    nm: tuple[int, int] | None = None,
+    group_size: int | None = None,
+) -> jax.Array:
+    """Compress one matrix ``w`` (in, out) with ``method`` at ``level``; same shape and dtype.
+
+    ``method`` is one of :data:`METHODS` (see the module table for what ``level`` means). Wanda needs
+    ``input_norm`` (in,) = ``||X_i||_2`` over calibration tokens, SparseGPT and ``lowrank_aware`` need
+    ``hessian`` (in, in) = ``X^T X`` (both from :func:`calibration_stats`, e.g.
+    ``stats.site(layer, kind)``), ``rotated_rtn`` a PRNG ``key``.
+    """
+    if method not in METHODS:
+        raise RhojaxError(f"method {method!r}: choose one of {', '.join(METHODS)}")
+    return compress_matrix(method, w, level, MatrixStats(input_norm, hessian), key, nm=nm, group_size=group_size)
+
+
+class _CallableModule(types.ModuleType):
+    """This package's module type: calling ``rhojax.compress(...)`` calls :func:`compress`."""
+
+    def __call__(self, *args, **kwargs) -> jax.Array:
+        return compress(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
 __all__ = [
+    "compress",
     "INPUT_OF",
     "METHODS",
     "NEEDS_HESSIAN",

@@ -2,11 +2,12 @@
 
 Each weight kind reads one of four inputs of its block (the kinds sharing an input share its
 statistics): ``attn_in`` = norm_attn(h_t) for q, k, v; ``o_in`` = the concatenated attention heads
-for o; ``mlp_in`` = norm_mlp(h_t + attn) for gate and up; ``down_in`` = the MLP hidden activation
-for down. For each input ``X`` (tokens, in) over all calibration tokens (BOS included) we keep the
-squared feature norms ``sum_tokens X_i^2`` (Wanda's ``||X_i||_2^2``) and optionally the Hessian
-``H = X^T X`` (SparseGPT, activation-aware SVD). One jitted pass per window batch: a clean forward
-caches every ``h_t``, then a ``lax.scan`` over layers recomputes only each block's projection inputs.
+for o; ``mlp_in`` = norm_mlp(h_t + attn) for gate and up (gemma3: attn post-normed first);
+``down_in`` = the MLP hidden activation for down. For each input ``X`` (tokens, in) over all
+calibration tokens (BOS included) we keep the squared feature norms ``sum_tokens X_i^2`` (Wanda's
+``||X_i||_2^2``) and optionally the Hessian ``H = X^T X`` (SparseGPT, activation-aware SVD). One
+jitted pass per window batch: a clean forward caches every ``h_t``, then a ``lax.scan`` over
+layers recomputes only each block's projection inputs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from rhojax.errors import RhojaxError
 from rhojax.models.config import ModelConfig
-from rhojax.models.transformer import attention, default_positions, forward, layer_norm, linear, mlp
+from rhojax.models.transformer import attention, default_positions, forward, layer_norm, linear, mlp, post_norm
 
 #: The block input each weight kind multiplies.
 INPUT_OF: dict[str, str] = {
@@ -65,7 +66,8 @@ def projection_inputs(
     """
     attn_in = layer_norm(config, p["attn_norm"], h)
     o_in = attention(config, {**p, "o": {"w": jnp.eye(config.q_size, dtype=h.dtype)}}, attn_in, positions)
-    mlp_in = layer_norm(config, p["mlp_norm"], h + linear(p["o"], o_in))
+    attn_out = post_norm(config, p, "post_attn_norm", linear(p["o"], o_in))
+    mlp_in = layer_norm(config, p["mlp_norm"], h + attn_out)
     down_in = mlp(config, {**p, "down": {"w": jnp.eye(config.intermediate_size, dtype=h.dtype)}}, mlp_in)
     return {"attn_in": attn_in, "o_in": o_in, "mlp_in": mlp_in, "down_in": down_in}
 

@@ -18,7 +18,7 @@ def _groups(w: jax.Array, group_size: int | None) -> jax.Array:
     fan_in = w.shape[0]
     size = fan_in if group_size is None else int(group_size)
     if size < 1 or fan_in % size:
-        raise RhojaxError(f"--group-size {group_size} must divide the input size {fan_in}")
+        raise RhojaxError(f"group_size {group_size} must divide the input size {fan_in}")
     return w.reshape(fan_in // size, size, w.shape[1])
 
 

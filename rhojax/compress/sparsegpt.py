@@ -106,7 +106,7 @@ def sparsegpt_prune(
         if sparsity is not None and abs(sparsity - (1 - n / m)) > 1e-9:
             raise RhojaxError(f"sparsity {sparsity} contradicts the N:M pattern {n}:{m}")
         if block_size % m:
-            raise RhojaxError(f"--block-size {block_size} must be a multiple of M={m}")
+            raise RhojaxError(f"block_size {block_size} must be a multiple of M={m}")
         sparsity = None
     else:
         if sparsity is None:

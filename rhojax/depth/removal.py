@@ -25,6 +25,8 @@ from rhojax.models.config import ModelConfig
 
 RhoOrder = Literal["ascending", "descending"]
 RHO_ORDERS: tuple[str, ...] = ("ascending", "descending")
+#: The weight of rank_rho each named criterion stands for (``blend`` takes it from ``lam``).
+CRITERION_WEIGHTS: dict[str, float | None] = {"rho": 1.0, "bi": 0.0, "blend": None}
 
 
 def ranks(score: np.ndarray) -> np.ndarray:
@@ -51,14 +53,43 @@ def removal_order(
     ``rho`` may be None when ``lam == 0`` and ``bi`` None when ``lam == 1``.
     """
     if not 0.0 <= lam <= 1.0:
-        raise RhojaxError(f"--lambda {lam}: the blend weight must lie in [0, 1]")
+        raise RhojaxError(f"lam {lam}: the blend weight of the rho rank must lie in [0, 1]")
     if (lam > 0 and rho is None) or (lam < 1 and bi is None):
-        raise RhojaxError("the blend needs rho for lambda > 0 and Block Influence for lambda < 1")
+        raise RhojaxError("the blend needs rho for lam > 0 and Block Influence (bi) for lam < 1")
     n = len(rho if rho is not None else bi)
     r_rho = rho_rank(rho, rho_order) if rho is not None else np.zeros(n, np.int64)
     r_bi = ranks(bi) if bi is not None else np.zeros(n, np.int64)
     blend = lam * r_rho + (1.0 - lam) * r_bi
     return np.lexsort((np.arange(n), r_bi, blend))
+
+
+def criterion_weight(criterion: str, lam: float | None = None) -> float:
+    """The blend weight of rank_rho for a named criterion: 1 for ``rho``, 0 for ``bi``, ``lam`` for ``blend``."""
+    if criterion not in CRITERION_WEIGHTS:
+        raise RhojaxError(f"criterion {criterion!r}: choose rho, bi or blend")
+    if criterion == "blend":
+        if lam is None:
+            raise RhojaxError("criterion 'blend' needs lam, the weight of the rho rank in [0, 1]")
+        if not 0.0 <= lam <= 1.0:
+            raise RhojaxError(f"lam {lam}: the blend weight of the rho rank must lie in [0, 1]")
+        return float(lam)
+    return CRITERION_WEIGHTS[criterion]
+
+
+def rank_layers(
+    criterion: str,
+    *,
+    rho: np.ndarray | None = None,
+    bi: np.ndarray | None = None,
+    lam: float | None = None,
+    rho_order: RhoOrder = "ascending",
+) -> list[int]:
+    """Every layer, first to remove first, by the named ``criterion`` (``rho``, ``bi`` or ``blend`` with ``lam``).
+
+    ``rank_layers("bi", bi=bi)`` is ShortGPT's order; ``rank_layers("rho", rho=rho)`` removes the
+    smallest ``|rho_t - 1|`` first (``rho_order="descending"``: the largest first).
+    """
+    return [int(i) for i in removal_order(rho, bi, criterion_weight(criterion, lam), rho_order)]
 
 
 def one_shot_removal(rho, bi, lam: float, k: int, rho_order: RhoOrder = "ascending") -> list[int]:

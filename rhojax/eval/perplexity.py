@@ -15,12 +15,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rhojax.errors import NumericalError
 from rhojax.models.config import ModelConfig
+from rhojax.models.faults import locate_nonfinite
 from rhojax.models.transformer import forward, unembed
 
 
 @dataclasses.dataclass(frozen=True)
 class PerplexityResult:
+    """Perplexity ``exp(mean_nll)`` over ``windows`` windows of ``seq_len`` tokens (``scored_tokens`` scored)."""
+
     perplexity: float
     mean_nll: float
     scored_tokens: int
@@ -28,6 +32,7 @@ class PerplexityResult:
     seq_len: int
 
     def to_dict(self) -> dict:
+        """Every field as plain data (for JSON)."""
         return dataclasses.asdict(self)
 
 
@@ -50,10 +55,38 @@ def final_state_nll(config: ModelConfig, params: dict, h_last: jax.Array, tokens
 
 
 def perplexity_from_nll(nll_sums: np.ndarray, seq_len: int) -> PerplexityResult:
+    """The :class:`PerplexityResult` of per-window summed NLLs (N,) of windows of ``seq_len`` tokens."""
     nll_sums = np.asarray(nll_sums, dtype=np.float64)
     scored = nll_sums.size * (seq_len - 1)
     mean = float(nll_sums.sum() / scored)
     return PerplexityResult(math.exp(mean), mean, scored, int(nll_sums.size), seq_len)
+
+
+def window_nll_sums(
+    config: ModelConfig,
+    params: dict,
+    windows: np.ndarray,
+    *,
+    batch_size: int = 4,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Summed NLL of each of ``(N, T)`` windows, (N,) float64, ``batch_size`` windows per jitted call.
+
+    The last partial batch is padded with copies of the first window so only one shape compiles;
+    padded rows are dropped. ``on_batch(n_windows_done)`` reports progress.
+    """
+    windows = np.asarray(windows, dtype=np.int32)
+    n = len(windows)
+    sums = []
+    for start in range(0, n, batch_size):
+        batch = windows[start : start + batch_size]
+        real = len(batch)
+        if real < batch_size:
+            batch = np.concatenate([batch, np.repeat(windows[:1], batch_size - real, axis=0)])
+        sums.append(np.asarray(window_nll(config, params, jnp.asarray(batch)), np.float64)[:real])
+        if on_batch is not None:
+            on_batch(start + real)
+    return np.concatenate(sums)
 
 
 def perplexity(
@@ -64,20 +97,18 @@ def perplexity(
     batch_size: int = 4,
     on_batch: Callable[[int], None] | None = None,
 ) -> PerplexityResult:
-    """Perplexity of ``(N, T)`` windows, ``batch_size`` windows per jitted call.
+    """Perplexity of ``(N, T)`` windows (see :func:`window_nll_sums` for batching and progress).
 
-    The last partial batch is padded with copies of the first window so only one shape compiles;
-    padded rows are dropped before averaging. ``on_batch(n_windows_done)`` reports progress.
+    A window whose loss is NaN/Inf raises :class:`NumericalError` naming the layer and stage where
+    the first NaN/Inf arose (:func:`rhojax.models.locate_nonfinite`); nothing is averaged over it.
     """
     windows = np.asarray(windows, dtype=np.int32)
-    n = len(windows)
-    sums = []
-    for start in range(0, n, batch_size):
-        batch = windows[start : start + batch_size]
-        real = len(batch)
-        if real < batch_size:
-            batch = np.concatenate([batch, np.repeat(windows[:1], batch_size - real, axis=0)])
-        sums.append(np.asarray(window_nll(config, params, jnp.asarray(batch)))[:real])
-        if on_batch is not None:
-            on_batch(start + real)
-    return perplexity_from_nll(np.concatenate(sums), windows.shape[1])
+    nll = window_nll_sums(config, params, windows, batch_size=batch_size, on_batch=on_batch)
+    bad = np.flatnonzero(~np.isfinite(nll))
+    if bad.size:
+        fault = locate_nonfinite(config, params, windows[bad[:1]])
+        where = fault.describe() if fault is not None else "not reproduced on that window alone"
+        raise NumericalError(
+            f"perplexity: {bad.size} of {len(windows)} windows have a non-finite loss (window {bad[0]}: {where})"
+        )
+    return perplexity_from_nll(nll, windows.shape[1])

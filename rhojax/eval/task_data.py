@@ -183,6 +183,6 @@ def task_data_path(name: str) -> Path:
 def load_task(name: str, limit: int | None = None) -> list[TaskItem]:
     """The items of task ``name`` in dataset order; ``limit`` keeps the first ``limit`` items."""
     if limit is not None and limit < 1:
-        raise DataError(f"--limit {limit}: must be a positive number of items")
+        raise DataError(f"limit {limit}: must be a positive number of items")
     rows = read_rows(task_data_path(name))
     return TASKS[name].build(rows[:limit] if limit is not None else rows)

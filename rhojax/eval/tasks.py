@@ -43,6 +43,8 @@ class ItemPrediction:
 
 @dataclasses.dataclass(frozen=True)
 class TaskResult:
+    """Accuracy of one task over ``items`` items, with standard errors, and every item's prediction."""
+
     task: str
     items: int
     acc: float
@@ -57,6 +59,7 @@ class TaskResult:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "predictions"}
 
     def to_dict(self) -> dict:
+        """Every field as plain data (for JSON)."""
         return dataclasses.asdict(self)
 
 

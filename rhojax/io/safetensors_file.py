@@ -8,6 +8,7 @@ The format is an 8-byte little-endian header length, a JSON header mapping names
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import struct
 from pathlib import Path
@@ -49,12 +50,38 @@ class SafetensorsFile:
             raise LoadError(f"{self.path}: corrupted safetensors header (length {header_len} > file size {size})")
         try:
             header = json.loads(bytes(self._buffer[8 : 8 + header_len]))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise LoadError(f"{self.path}: corrupted safetensors header ({e})") from e
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise LoadError(f"{self.path}: corrupted safetensors header ({type(e).__name__}: {e})") from e
+        if not isinstance(header, dict):
+            raise LoadError(f"{self.path}: corrupted safetensors header (not a JSON object)")
         header.pop("__metadata__", None)
         self._start = 8 + header_len
         self._data_size = size - self._start
-        self._entries: dict[str, dict] = header
+        self._entries: dict[str, dict] = {name: self._checked(name, entry) for name, entry in header.items()}
+
+    def _checked(self, name: str, entry) -> dict:
+        """The header entry of ``name`` after checking its dtype, shape and byte range against the file."""
+        if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
+            raise LoadError(
+                f"{self.path}: corrupted safetensors header: entry {name!r} needs dtype, shape, data_offsets"
+            )
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in _DTYPES:
+            raise LoadError(f"{self.path}: tensor {name} has unsupported dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+            raise LoadError(f"{self.path}: corrupted tensor {name}: shape {shape!r} is not a list of sizes")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(n) is int and n >= 0 for n in offsets)
+                and offsets[0] <= offsets[1]):
+            raise LoadError(f"{self.path}: corrupted tensor {name}: data_offsets {offsets!r} are not a byte range")
+        begin, end = offsets
+        if end > self._data_size:
+            raise LoadError(f"{self.path}: file is truncated: tensor {name} ends past the end of the file")
+        expected = math.prod(shape) * np.dtype(_DTYPES[dtype]).itemsize
+        if end - begin != expected:
+            raise LoadError(
+                f"{self.path}: corrupted tensor {name}: {end - begin} bytes for shape {tuple(shape)} {dtype}"
+            )
+        return {"dtype": _DTYPES[dtype], "shape": tuple(shape), "begin": begin}
 
     def names(self) -> list[str]:
         return list(self._entries)
@@ -63,21 +90,11 @@ class SafetensorsFile:
         return name in self._entries
 
     def __getitem__(self, name: str) -> np.ndarray:
-        entry = self._entries[name]
-        dtype = _DTYPES.get(entry.get("dtype"))
-        if dtype is None:
-            raise LoadError(f"{self.path}: tensor {name} has unsupported dtype {entry.get('dtype')!r}")
-        begin, end = entry["data_offsets"]
-        shape = tuple(entry["shape"])
-        expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        if end > self._data_size:
-            raise LoadError(f"{self.path}: file is truncated: tensor {name} ends past the end of the file")
-        if end - begin != expected:
-            raise LoadError(
-                f"{self.path}: corrupted tensor {name}: {end - begin} bytes for shape {shape} {entry['dtype']}"
-            )
-        return np.frombuffer(self._buffer, dtype=dtype, count=int(np.prod(shape)), offset=self._start + begin).reshape(
-            shape
+        """The tensor ``name`` as a read-only NumPy view of the file (checked when the file was opened)."""
+        e = self._entries[name]
+        count = math.prod(e["shape"])
+        return np.frombuffer(self._buffer, dtype=e["dtype"], count=count, offset=self._start + e["begin"]).reshape(
+            e["shape"]
         )
 
 
@@ -86,6 +103,7 @@ class SafetensorsCheckpoint:
 
     def __init__(self, folder: Path):
         folder = Path(folder)
+        self.folder = folder
         index = folder / "model.safetensors.index.json"
         if index.exists():
             try:
@@ -109,5 +127,5 @@ class SafetensorsCheckpoint:
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._where:
-            raise LoadError(f"missing tensor {name} in the checkpoint")
+            raise LoadError(f"{self.folder}: missing tensor {name} in the checkpoint")
         return self._where[name][name]

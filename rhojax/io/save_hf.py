@@ -32,6 +32,10 @@ def hf_model_type(config: ModelConfig) -> str:
     """The Hugging Face ``model_type`` whose architecture matches ``config``."""
     if config.family != "llama":
         raise RhojaxError(f"saving to Hugging Face format supports llama-family models, not {config.family}")
+    if config.rope_freq_factors is not None:
+        raise RhojaxError("saving to Hugging Face format cannot express per-frequency RoPE factors (rope_freq_factors)")
+    if config.o_bias and not config.qk_norm:
+        return "llama"
     if config.qk_norm:
         return "qwen3"
     if config.qkv_bias:
@@ -57,7 +61,7 @@ def hf_config(config: ModelConfig, *, bos_id: int | None = None, eos_id: int | N
         "max_position_embeddings": config.max_position_embeddings,
         "rope_theta": config.rope_theta,
         "tie_word_embeddings": config.tie_embeddings,
-        "attention_bias": False,
+        "attention_bias": config.o_bias,
         "mlp_bias": False,
         "torch_dtype": "float32",
         "bos_token_id": bos_id,

@@ -17,12 +17,15 @@ class Tokenizer:
     eos_id: int | None
 
     def encode(self, text: str) -> list[int]:
+        """The ids of ``text``, without special tokens."""
         return self.backend(text, add_special_tokens=False)["input_ids"]
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """The ids of every text of ``texts``, without special tokens."""
         return self.backend(texts, add_special_tokens=False)["input_ids"]
 
     def decode(self, ids: list[int]) -> str:
+        """The text of ``ids``."""
         return self.backend.decode(ids)
 
 

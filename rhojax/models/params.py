@@ -17,6 +17,8 @@ from rhojax.models.config import ModelConfig
 
 #: Key of one tensor: a "/"-joined path in the params tree, and the layer for block tensors.
 TensorKey = tuple[str, int | None]
+#: Per-layer entries of ``blocks`` that describe the layer rather than hold weights.
+LAYER_DATA = frozenset({"sliding"})
 
 
 def _norm_spec(config: ModelConfig, prefix: str, size: int) -> dict[str, tuple[int, ...]]:
@@ -27,13 +29,20 @@ def _norm_spec(config: ModelConfig, prefix: str, size: int) -> dict[str, tuple[i
 
 
 def block_spec(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Per-layer tensor shapes of one block, keyed by path below ``blocks``."""
+    """Per-layer tensor shapes of one block, keyed by path below ``blocks``.
+
+    gemma3 adds the post-attention and post-MLP norms and ``sliding``: a per-layer scalar,
+    1.0 for a sliding-window (local) layer and 0.0 for a global one.
+    """
     gpt2 = config.family == "gpt2"
     spec = _norm_spec(config, "attn_norm", config.hidden_size)
     spec |= _norm_spec(config, "mlp_norm", config.hidden_size)
+    if config.family == "gemma3":
+        spec |= {"post_attn_norm/scale": (config.hidden_size,), "post_mlp_norm/scale": (config.hidden_size,)}
+        spec["sliding"] = ()
     for kind in config.site_kinds:
         spec[f"{kind}/w"] = config.site_shape(kind)
-        if gpt2 or (config.qkv_bias and kind in ("q", "k", "v")):
+        if gpt2 or (config.qkv_bias and kind in ("q", "k", "v")) or (config.o_bias and kind == "o"):
             spec[f"{kind}/b"] = (config.site_shape(kind)[1],)
     if config.qk_norm:
         spec["q_norm/scale"] = (config.head_dim,)
@@ -69,8 +78,8 @@ def assemble_params(
     """Build the params tree by calling ``fetch(path, layer)`` for every tensor of the layout.
 
     ``fetch`` returns the tensor already in rhojax orientation (linear weights ``(in, out)``) or
-    raises :class:`LoadError`. Every tensor is checked for shape and for NaN/Inf before any is
-    converted, so nothing half-loaded escapes.
+    raises :class:`LoadError`. Every tensor is checked for shape and for NaN/Inf as it is read; on
+    any error nothing is returned, so nothing half-loaded escapes.
     """
 
     def checked(path: str, layer: int | None, shape: tuple[int, ...]) -> np.ndarray:
@@ -82,13 +91,18 @@ def assemble_params(
             raise LoadError(f"{source}: tensor {where} contains NaN or Inf values")
         return arr.astype(np.float32, copy=False)
 
+    # Each tensor is converted as soon as it is complete, so host memory peaks near the model's size
+    # plus one stacked tensor, not twice the model (this matters for the 1.5B-parameter models).
+    # Every layer is read and checked before the stack is allocated: a damaged file's shapes or
+    # layer count never turn into a huge allocation.
     params: dict = {}
     for path, shape in top_spec(config).items():
-        _set(params, path, checked(path, None, shape))
+        _set(params, path, jnp.asarray(checked(path, None, shape), dtype=dtype))
     for path, shape in block_spec(config).items():
         layers = [checked(path, i, shape) for i in range(config.num_layers)]
-        _set(params, f"blocks/{path}", np.stack(layers))
-    return jax.tree.map(lambda a: jnp.asarray(a, dtype=dtype), params)
+        _set(params, f"blocks/{path}", jnp.asarray(np.stack(layers), dtype=dtype))
+        del layers
+    return params
 
 
 def init_params(config: ModelConfig, key: jax.Array, *, dtype=jnp.float32, scale: float = 0.02) -> dict:
@@ -98,7 +112,9 @@ def init_params(config: ModelConfig, key: jax.Array, *, dtype=jnp.float32, scale
     keys = jax.random.split(key, len(flat))
     params: dict = {}
     for k, (path, shape) in zip(keys, flat.items(), strict=True):
-        if path.endswith("scale"):
+        if path == "blocks/sliding":
+            value = jnp.asarray(config.default_sliding_layers(), dtype)
+        elif path.endswith("scale"):
             value = jnp.ones(shape, dtype)
         elif path.endswith("bias") or path.endswith("/b"):
             value = jnp.zeros(shape, dtype)
@@ -109,4 +125,6 @@ def init_params(config: ModelConfig, key: jax.Array, *, dtype=jnp.float32, scale
 
 
 def count_params(params: dict) -> int:
-    return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(params))
+    """Number of weights (the per-layer ``blocks/sliding`` flags are layer data, not weights)."""
+    weights = {**params, "blocks": {k: v for k, v in params.get("blocks", {}).items() if k not in LAYER_DATA}}
+    return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(weights))

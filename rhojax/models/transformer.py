@@ -1,21 +1,25 @@
-"""Pure-functional decoder-only transformer shared by the GPT-2 and LLaMA families.
+"""Pure-functional decoder-only transformer shared by the GPT-2, LLaMA and Gemma-3 families.
 
 Params are a pytree of arrays (nested dicts). Per-block params are stacked on a leading
 layer axis under ``params["blocks"]`` so the stack runs as one ``lax.scan``::
 
-    embed              (V, D)
-    pos_embed          (P, D)                         gpt2 only
-    blocks/attn_norm   {scale (L, D), bias (L, D)}    bias: gpt2 only
-    blocks/{q,k,v}     {w (L, D, out), b (L, out)}    b: qkv_bias or gpt2
-    blocks/o           {w (L, H*hd, D), b (L, D)}     b: gpt2 only
-    blocks/{q,k}_norm  {scale (L, hd)}                qk_norm only
-    blocks/mlp_norm    like attn_norm
-    blocks/gate        {w (L, D, F)}                  llama only
-    blocks/up, down    {w, b}                         b: gpt2 only
-    final_norm         like attn_norm without the layer axis
-    lm_head            {w (D, V)}                     untied embeddings only
+    embed                   (V, D)
+    pos_embed               (P, D)                         gpt2 only
+    blocks/attn_norm        {scale (L, D), bias (L, D)}    bias: gpt2 only
+    blocks/{q,k,v}          {w (L, D, out), b (L, out)}    b: qkv_bias or gpt2
+    blocks/o                {w (L, H*hd, D), b (L, D)}     b: gpt2 only
+    blocks/{q,k}_norm       {scale (L, hd)}                qk_norm only
+    blocks/post_attn_norm   {scale (L, D)}                 gemma3 only
+    blocks/mlp_norm         like attn_norm
+    blocks/gate             {w (L, D, F)}                  llama and gemma3
+    blocks/up, down         {w, b}                         b: gpt2 only
+    blocks/post_mlp_norm    {scale (L, D)}                 gemma3 only
+    blocks/sliding          (L,)                           gemma3 only: 1.0 local, 0.0 global layer
+    final_norm              like attn_norm without the layer axis
+    lm_head                 {w (D, V)}                     untied embeddings only
 
-Every linear weight is ``(in, out)``: ``y = x @ w + b``.
+Every linear weight is ``(in, out)``: ``y = x @ w + b``. Norm scales are the effective
+multipliers (Gemma's ``1 + w`` is stored already added).
 """
 
 from __future__ import annotations
@@ -51,10 +55,20 @@ def linear(p: dict, x: Array) -> Array:
     return y + p["b"] if "b" in p else y
 
 
-def rope_frequencies(config: ModelConfig) -> Array:
-    """Inverse RoPE frequencies ``theta^(-2i/hd)``, with LLaMA-3 scaling when configured."""
+def rope_frequencies(config: ModelConfig, *, local: bool = False) -> Array:
+    """Inverse RoPE frequencies ``theta^(-2i/hd)`` (hd/2,), scaled as configured.
+
+    ``local`` selects gemma3's sliding-window base ``rope_local_theta``, which is never scaled.
+    Otherwise the frequencies are divided by ``rope_freq_factors`` (llama.cpp's per-frequency
+    factors) when present, and LLaMA-3 scaling is applied when ``rope_scaling`` is set.
+    """
     hd = config.head_dim
-    inv_freq = 1.0 / (config.rope_theta ** (jnp.arange(0, hd, 2, dtype=jnp.float32) / hd))
+    theta = config.rope_local_theta if local else config.rope_theta
+    inv_freq = 1.0 / (theta ** (jnp.arange(0, hd, 2, dtype=jnp.float32) / hd))
+    if local:
+        return inv_freq
+    if config.rope_freq_factors is not None:
+        inv_freq = inv_freq / jnp.asarray(config.rope_freq_factors, jnp.float32)
     s = config.rope_scaling
     if s is None:
         return inv_freq
@@ -80,8 +94,25 @@ def apply_rope(x: Array, positions: Array, inv_freq: Array) -> Array:
     return out.astype(x.dtype)
 
 
+def layer_frequencies(config: ModelConfig, p: dict) -> Array:
+    """The RoPE frequencies of block ``p``: gemma3 picks the local or global table by ``p["sliding"]``."""
+    inv_freq = rope_frequencies(config)
+    if config.family == "gemma3":
+        inv_freq = jnp.where(p["sliding"] > 0, rope_frequencies(config, local=True), inv_freq)
+    return inv_freq
+
+
+def attention_mask(config: ModelConfig, p: dict, positions: Array) -> Array:
+    """gemma3's (T, T) mask: causal, and within ``sliding_window`` positions on a local layer."""
+    i, j = positions[:, None], positions[None, :]
+    return (j <= i) & ((i - j < config.sliding_window) | (p["sliding"] <= 0))
+
+
 def attention(config: ModelConfig, p: dict, x: Array, positions: Array) -> Array:
-    """Causal multi-head attention (MHA/GQA/MQA) on normed input ``x`` (..., T, D)."""
+    """Causal multi-head attention (MHA/GQA/MQA) on normed input ``x`` (..., T, D).
+
+    Scores are ``q . k * config.attention_scale``; gemma3 layers mask by their own window.
+    """
     *lead, t, _ = x.shape
     hd = config.head_dim
     q = linear(p["q"], x).reshape(*lead, t, config.num_heads, hd)
@@ -90,37 +121,74 @@ def attention(config: ModelConfig, p: dict, x: Array, positions: Array) -> Array
     if config.qk_norm:
         q = layer_norm(config, p["q_norm"], q)
         k = layer_norm(config, p["k_norm"], k)
-    if config.family == "llama":
-        inv_freq = rope_frequencies(config)
+    if config.family != "gpt2":
+        inv_freq = layer_frequencies(config, p)
         q = apply_rope(q, positions, inv_freq)
         k = apply_rope(k, positions, inv_freq)
     batch_shape = (-1, t)
+    if config.family == "gemma3":
+        masking = dict(mask=attention_mask(config, p, positions)[None, None])
+    else:
+        window = None if config.sliding_window is None else (config.sliding_window - 1, 0)
+        masking = dict(is_causal=True, local_window_size=window)
     out = jax.nn.dot_product_attention(
         q.reshape(*batch_shape, config.num_heads, hd),
         k.reshape(*batch_shape, config.num_kv_heads, hd),
         v.reshape(*batch_shape, config.num_kv_heads, hd),
-        is_causal=True,
-        local_window_size=None if config.sliding_window is None else (config.sliding_window - 1, 0),
+        scale=config.attention_scale,
+        **masking,
     )
     return linear(p["o"], out.reshape(*lead, t, config.q_size))
 
 
 def mlp(config: ModelConfig, p: dict, x: Array) -> Array:
-    """``down(silu(gate x) * up x)`` (llama) or ``down(gelu_tanh(up x))`` (gpt2)."""
+    """``down(silu(gate x) * up x)`` (llama), ``down(gelu_tanh(gate x) * up x)`` (gemma3), ``down(gelu_tanh(up x))``."""
     if config.family == "llama":
         hidden = jax.nn.silu(linear(p["gate"], x)) * linear(p["up"], x)
+    elif config.family == "gemma3":
+        hidden = jax.nn.gelu(linear(p["gate"], x), approximate=True) * linear(p["up"], x)
     else:
         hidden = jax.nn.gelu(linear(p["up"], x), approximate=True)
     return linear(p["down"], hidden)
 
 
+def post_norm(config: ModelConfig, p: dict, name: str, y: Array) -> Array:
+    """gemma3's sandwich norm ``name`` applied to a branch output ``y``; the identity for other families."""
+    return layer_norm(config, p[name], y) if config.family == "gemma3" else y
+
+
+#: Stage of each value :func:`block_stages` yields, in order (the ``*_residual`` values are the running state).
+STAGE_KINDS = {
+    "attn_norm": "norm", "attention": "attention", "post_attn_norm": "norm", "attn_residual": "attention",
+    "mlp_norm": "norm", "mlp": "mlp", "post_mlp_norm": "norm", "mlp_residual": "mlp",
+}
+
+
+def block_stages(config: ModelConfig, p: dict, h: Array, positions: Array) -> list[tuple[str, Array]]:
+    """Every intermediate value of one block, in computation order, as ``(name, value)``.
+
+    ``a = attention(attn_norm h)``, post-normed for gemma3; ``h' = h + a``;
+    ``m = mlp(mlp_norm h')``, post-normed for gemma3; the last value is ``h' + m``.
+    """
+    stages = [("attn_norm", layer_norm(config, p["attn_norm"], h))]
+    stages.append(("attention", attention(config, p, stages[-1][1], positions)))
+    if config.family == "gemma3":
+        stages.append(("post_attn_norm", post_norm(config, p, "post_attn_norm", stages[-1][1])))
+    h = h + stages[-1][1]
+    stages += [("attn_residual", h), ("mlp_norm", layer_norm(config, p["mlp_norm"], h))]
+    stages.append(("mlp", mlp(config, p, stages[-1][1])))
+    if config.family == "gemma3":
+        stages.append(("post_mlp_norm", post_norm(config, p, "post_mlp_norm", stages[-1][1])))
+    stages.append(("mlp_residual", h + stages[-1][1]))
+    return stages
+
+
 def block(config: ModelConfig, p: dict, h: Array, positions: Array) -> Array:
-    """One pre-norm residual block ``B_t``: ``h + attn(norm h)``, then ``+ mlp(norm .)``.
+    """One residual block ``B_t``: ``h + attn(norm h)``, then ``+ mlp(norm .)`` (gemma3: post-normed branches).
 
     ``p`` holds one layer's params (no layer axis); ``h`` is (..., T, D); ``positions`` is (T,).
     """
-    h = h + attention(config, p, layer_norm(config, p["attn_norm"], h), positions)
-    return h + mlp(config, p, layer_norm(config, p["mlp_norm"], h))
+    return block_stages(config, p, h, positions)[-1][1]
 
 
 def block_params(params: Params, layer: int) -> dict:
@@ -129,14 +197,17 @@ def block_params(params: Params, layer: int) -> dict:
 
 
 def num_layers(params: Params) -> int:
+    """Number of blocks ``L`` in a params tree (the length of the stacked layer axis)."""
     return params["blocks"]["attn_norm"]["scale"].shape[0]
 
 
 def embed(config: ModelConfig, params: Params, tokens: Array, positions: Array) -> Array:
-    """``h_0``: token embeddings (plus learned positions for gpt2)."""
+    """``h_0``: token embeddings (plus learned positions for gpt2; times ``sqrt(D)`` for gemma3)."""
     h = params["embed"][tokens]
     if config.family == "gpt2":
         h = h + params["pos_embed"][positions]
+    if config.family == "gemma3":
+        h = h * jnp.asarray(math.sqrt(config.hidden_size), h.dtype)
     return h
 
 

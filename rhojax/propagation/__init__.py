@@ -1,4 +1,7 @@
-"""The contraction profile (DESIGN.md section 2): rho, alpha/beta, Lyapunov, gains, drift, absorption."""
+"""The contraction profile: rho, alpha/beta, Lyapunov, gains, drift, absorption.
+
+Definitions: docs/definitions.md, sections "Error propagation" to "Absorption".
+"""
 
 from rhojax.propagation.absorption import (
     Absorption,
@@ -12,12 +15,20 @@ from rhojax.propagation.compression import (
     compression_profile,
 )
 from rhojax.propagation.correlation import correlation
-from rhojax.propagation.drift import DriftTracks, drift_tracks, injection_drift
+from rhojax.propagation.drift import DriftTracks, drift_tracks, injection_drift, relative_drift
 from rhojax.propagation.jacobian import JacobianGain, jacobian_gain, top_singular_value
 from rhojax.propagation.perturbations import directions, scale_aggregate, scale_tokenwise, sink_mask
-from rhojax.propagation.profile import RhoProfile, downstream_amplification, lyapunov_trajectory, rho_profile
+from rhojax.propagation.profile import (
+    SAMPLED_STATISTICS,
+    RhoProfile,
+    downstream_amplification,
+    lyapunov_trajectory,
+    rho_profile,
+    rho_statistics,
+)
 
 __all__ = [
+    "SAMPLED_STATISTICS",
     "Absorption",
     "CompressionProfile",
     "DriftTracks",
@@ -35,7 +46,9 @@ __all__ = [
     "injection_drift",
     "jacobian_gain",
     "lyapunov_trajectory",
+    "relative_drift",
     "rho_profile",
+    "rho_statistics",
     "scale_aggregate",
     "scale_tokenwise",
     "sink_mask",

@@ -1,4 +1,4 @@
-"""Perturbation absorption (inter-layer perturbation-absorption paper, DESIGN.md section 2).
+"""Perturbation absorption (inter-layer perturbation-absorption paper; docs/definitions.md#absorption).
 
 Inject Gaussian noise of relative size ``eps`` at layer ``l`` and track ``R_k`` to the output
 (:mod:`rhojax.propagation.drift`). Absorption coefficient ``r_l = E[R_L / R_l]`` (r < 1 absorbs,
@@ -53,6 +53,7 @@ class Absorption:
         return (self.r < 1).mean(axis=1)
 
     def to_dict(self) -> dict:
+        """Plain data for JSON: coefficients, absorbing fraction and the sample-mean tracks."""
         return {
             "eps": self.eps,
             "scaling": self.scaling,

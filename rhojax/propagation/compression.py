@@ -38,6 +38,7 @@ class CompressionProfile:
     sink_rho: np.ndarray  # (L,)
 
     def to_dict(self) -> dict:
+        """Every field as plain data (for JSON)."""
         return dataclasses.asdict(self)
 
 

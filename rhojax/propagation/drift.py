@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rhojax.errors import RhojaxError
 from rhojax.models.config import ModelConfig
 from rhojax.models.transformer import block
 from rhojax.propagation.perturbations import (
@@ -56,6 +57,23 @@ def _tracks(config, blocks, hidden, layer, e, sink):
     return agg, tok
 
 
+def relative_drift(
+    config: ModelConfig,
+    params: dict,
+    hidden: jax.Array,
+    layer: int | jax.Array,
+    e: jax.Array,
+    *,
+    sink_positions: tuple[int, ...] = (0,),
+) -> tuple[jax.Array, jax.Array]:
+    """The traceable core of :func:`drift_tracks`: aggregate and token-wise ``R_k`` (K, L + 1) as ``jax.Array``.
+
+    Works under ``jax.jit`` and ``jax.vmap`` (``layer`` may be traced).
+    """
+    sink = sink_mask(hidden.shape[-2], sink_positions)
+    return _tracks(config, params["blocks"], hidden, jnp.asarray(layer, jnp.int32), e, sink)
+
+
 def drift_tracks(
     config: ModelConfig,
     params: dict,
@@ -69,8 +87,7 @@ def drift_tracks(
 
     Entries before ``layer`` are zero. ``layer = L`` is allowed (the error sits on ``h_L`` itself).
     """
-    sink = sink_mask(hidden.shape[-2], sink_positions)
-    agg, tok = _tracks(config, params["blocks"], hidden, jnp.int32(layer), e, sink)
+    agg, tok = relative_drift(config, params, hidden, layer, e, sink_positions=sink_positions)
     return np.asarray(agg, np.float64), np.asarray(tok, np.float64)
 
 
@@ -106,6 +123,8 @@ def injection_drift(
     Sample k at layer l uses the same direction as :func:`rhojax.propagation.rho_profile` with the
     same key. ``on_layer(layers_done)`` reports progress.
     """
+    if scaling not in SCALINGS:
+        raise RhojaxError(f"scaling {scaling!r}: choose one of {', '.join(SCALINGS)}")
     num = hidden.shape[0] - 1
     scale = SCALINGS[scaling]
     agg, tok = [], []

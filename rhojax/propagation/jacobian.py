@@ -22,12 +22,15 @@ from rhojax.propagation.perturbations import frobenius
 
 @dataclasses.dataclass(frozen=True)
 class JacobianGain:
+    """Per-layer largest Jacobian gain: ``alpha`` (L,), ``beta_max`` (L,) = sigma_t, ``rho_max = beta_max / alpha``."""
+
     alpha: np.ndarray  # (L,)
     beta_max: np.ndarray  # (L,) top singular value of J_t
     rho_max: np.ndarray  # (L,) beta_max / alpha
     iterations: int
 
     def to_dict(self) -> dict:
+        """Every field as plain data (for JSON)."""
         return dataclasses.asdict(self)
 
 

@@ -4,7 +4,7 @@ Directions are standard Gaussians drawn from ``fold_in(fold_in(key, layer), samp
 sample's direction depends only on the key, the layer and the sample index (the same direction is
 reused for every ``eps`` and for the linearised limit).
 
-Two scalings (DESIGN.md, "Massive activations"):
+Two scalings (docs/definitions.md#attention-sinks-aggregate-and-token-wise-statistics):
 
 - *aggregate*: ``e = eps * g * ||h||_F / ||g||_F``, norms over every evaluated token (BOS included);
 - *token-wise*: ``e_i = eps * g_i * ||h_i|| / ||g_i||`` for every token ``i`` separately.

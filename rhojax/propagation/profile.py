@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rhojax.checks import assert_finite
+from rhojax.errors import RhojaxError
 from rhojax.models.config import ModelConfig
 from rhojax.models.transformer import block
 from rhojax.propagation.perturbations import (
@@ -36,7 +37,7 @@ from rhojax.propagation.perturbations import (
     sink_mask,
     token_norms,
 )
-from rhojax.propagation.stats import per_sample_summary, token_quantiles
+from rhojax.propagation.stats import mean_ci, per_sample_summary, token_quantiles
 
 
 def downstream_amplification(rho: np.ndarray) -> np.ndarray:
@@ -51,36 +52,72 @@ def lyapunov_trajectory(rho: np.ndarray, v0: float) -> np.ndarray:
     return v0 * np.concatenate([[1.0], np.cumprod(rho**2)])
 
 
+#: The per-sample statistics of a :class:`RhoProfile` that :meth:`RhoProfile.mean` and :meth:`RhoProfile.ci` summarise.
+SAMPLED_STATISTICS: tuple[str, ...] = ("rho", "beta", "token_rho_mean", "token_rho_median", "sink_rho", "rho_linear")
+
+
 @dataclasses.dataclass(frozen=True)
 class RhoProfile:
     """Per-layer propagation statistics at one relative magnitude ``eps``.
 
-    Shapes: L layers, K samples, N windows, T tokens. ``*_samples``-like arrays keep every sample
-    so that confidence intervals can be formed (:func:`rhojax.propagation.stats.mean_ci`).
+    Shapes (L layers, K samples, N windows, T tokens):
+
+    - ``alpha`` (L,): aggregate hidden growth ``||h_{t+1}|| / ||h_t||``;
+    - ``beta``, ``rho`` (L, K): aggregate error growth and ``rho = beta / alpha``, one value per sample;
+    - ``beta_linear`` (L, K) or None: ``||J e|| / ||e||`` along the same directions (linearised limit);
+    - ``token_alpha`` (L,): mean over non-sink tokens of the per-token ``alpha``;
+    - ``token_rho_mean``, ``token_rho_median``, ``sink_rho`` (L, K): per-token rho summarised per sample;
+    - ``token_rho`` (L, N, T): per-token rho, mean over samples; ``sink`` (T,): bool mask of sink positions.
+
+    The reported value of a statistic is its mean over samples, :meth:`mean` (L,), with the 95% interval
+    :meth:`ci` (L, 2). A profile is a pytree (every field a leaf), so the traceable
+    :func:`rho_statistics` can return one from inside ``jax.jit`` or ``jax.vmap``; :func:`rho_profile`
+    returns the same fields as float64 NumPy arrays.
     """
 
     eps: float
-    alpha: np.ndarray  # (L,) aggregate hidden growth
-    beta: np.ndarray  # (L, K) aggregate error growth
-    rho: np.ndarray  # (L, K) aggregate beta / alpha
-    beta_linear: np.ndarray | None  # (L, K) ||J e|| / ||e|| (same directions), or None
-    token_alpha: np.ndarray  # (L,) mean over non-sink tokens of ||h_{t+1,i}|| / ||h_{t,i}||
-    token_rho_mean: np.ndarray  # (L, K) mean over non-sink tokens of the per-token rho
-    token_rho_median: np.ndarray  # (L, K) median over non-sink tokens
-    sink_rho: np.ndarray  # (L, K) mean per-token rho at sink positions
-    token_rho: np.ndarray  # (L, N, T) per-token rho, mean over samples
-    sink: np.ndarray  # (T,) bool mask of sink positions
+    alpha: np.ndarray
+    beta: np.ndarray
+    rho: np.ndarray
+    beta_linear: np.ndarray | None
+    token_alpha: np.ndarray
+    token_rho_mean: np.ndarray
+    token_rho_median: np.ndarray
+    sink_rho: np.ndarray
+    token_rho: np.ndarray
+    sink: np.ndarray
+
+    def _samples(self, stat: str) -> np.ndarray:
+        if stat not in SAMPLED_STATISTICS:
+            raise RhojaxError(f"statistic {stat!r}: choose one of {', '.join(SAMPLED_STATISTICS)}")
+        values = getattr(self, stat)
+        if values is None:
+            raise RhojaxError(f"statistic {stat!r} was not computed: pass linearised=True")
+        return np.asarray(values, np.float64)
+
+    def mean(self, stat: str = "rho") -> np.ndarray:
+        """Sample mean of ``stat`` per layer, shape (L,) (``stat`` one of :data:`SAMPLED_STATISTICS`)."""
+        return mean_ci(self._samples(stat))[0]
+
+    def ci(self, stat: str = "rho") -> np.ndarray:
+        """95% normal-approximation interval of the sample mean of ``stat`` per layer, shape (L, 2)."""
+        _, lo, hi = mean_ci(self._samples(stat))
+        return np.stack([lo, hi], axis=-1)
 
     @property
     def rho_linear(self) -> np.ndarray | None:
+        """``beta_linear / alpha`` (L, K): rho in the linearised limit, or None when it was not computed."""
         return None if self.beta_linear is None else self.beta_linear / self.alpha[:, None]
 
     def downstream(self, version: str = "aggregate") -> np.ndarray:
         """``A_t`` from the sample-mean rho of ``version`` (aggregate or token-wise mean)."""
+        if version not in ("aggregate", "tokenwise"):
+            raise RhojaxError(f"version {version!r}: choose aggregate or tokenwise")
         rho = self.rho if version == "aggregate" else self.token_rho_mean
         return downstream_amplification(rho.mean(axis=1))
 
     def to_dict(self) -> dict:
+        """Plain data for JSON: each sampled statistic as ``name`` (L,) mean, ``name_ci`` (L, 2), ``name_samples``."""
         out = {"eps": self.eps, "alpha": self.alpha, "token_alpha": self.token_alpha}
         out |= per_sample_summary("beta", self.beta)
         out |= per_sample_summary("rho", self.rho)
@@ -140,14 +177,51 @@ def _profile_arrays(config, blocks, hidden, key, eps, sink, *, samples, linearis
     return jax.lax.map(per_layer, xs, batch_size=layer_batch)
 
 
+def rho_statistics(
+    config: ModelConfig,
+    params: dict,
+    hidden: jax.Array,
+    key: jax.Array,
+    *,
+    eps: float | jax.Array = 0.01,
+    samples: int = 8,
+    linearised: bool = True,
+    sink_positions: tuple[int, ...] = (0,),
+    layer_batch: int = 1,
+) -> RhoProfile:
+    """The traceable core of :func:`rho_profile`: the same :class:`RhoProfile` with ``jax.Array`` fields.
+
+    Works under ``jax.jit`` and ``jax.vmap`` (over params trees, states, keys or ``eps``); ``hidden`` is the
+    clean ``(L + 1, N, T, D)`` from ``forward(..., return_hidden=True)``.
+    """
+    sink = sink_mask(hidden.shape[-2], sink_positions)
+    a = _profile_arrays(
+        config, params["blocks"], hidden, key, eps, sink,
+        samples=samples, linearised=linearised, layer_batch=layer_batch,
+    )
+    return RhoProfile(
+        eps=eps,
+        alpha=a["alpha"],
+        beta=a["beta"],
+        rho=a["beta"] / a["alpha"][..., None],
+        beta_linear=a.get("beta_linear"),
+        token_alpha=a["token_alpha"],
+        token_rho_mean=a["token_rho_mean"],
+        token_rho_median=a["token_rho_median"],
+        sink_rho=a["sink_rho"],
+        token_rho=a["token_rho"],
+        sink=sink,
+    )
+
+
 def rho_profile(
     config: ModelConfig,
     params: dict,
     hidden: jax.Array,
     key: jax.Array,
     *,
-    eps: float,
-    samples: int,
+    eps: float = 0.01,
+    samples: int = 8,
     linearised: bool = True,
     sink_positions: tuple[int, ...] = (0,),
     layer_batch: int = 1,
@@ -156,29 +230,21 @@ def rho_profile(
 
     ``hidden`` is the cached clean ``(L + 1, N, T, D)`` from ``forward(..., return_hidden=True)``;
     sample ``k`` at layer ``t`` uses the direction of :func:`~rhojax.propagation.perturbations.directions`.
-    ``layer_batch`` layers are vmapped per step of the ``lax.map`` over layers (1: a scan).
+    ``layer_batch`` layers are vmapped per step of the ``lax.map`` over layers (1: a scan). Fields are
+    float64 NumPy arrays (``eps`` a float); :func:`rho_statistics` is the traceable version.
     """
     chex.assert_rank(hidden, 4)
     chex.assert_axis_dimension(hidden, -1, config.hidden_size)
     chex.assert_axis_dimension(hidden, 0, params["blocks"]["attn_norm"]["scale"].shape[0] + 1)
-    sink = sink_mask(hidden.shape[-2], sink_positions)
-    arrays = _profile_arrays(
-        config, params["blocks"], hidden, key, eps, sink,
-        samples=samples, linearised=linearised, layer_batch=layer_batch,
-    )
-    a = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
-    chex.assert_shape(a["beta"], (hidden.shape[0] - 1, samples))
-    assert_finite({"alpha": a["alpha"], "beta": a["beta"]})
-    return RhoProfile(
-        eps=float(eps),
-        alpha=a["alpha"],
-        beta=a["beta"],
-        rho=a["beta"] / a["alpha"][:, None],
-        beta_linear=a.get("beta_linear"),
-        token_alpha=a["token_alpha"],
-        token_rho_mean=a["token_rho_mean"],
-        token_rho_median=a["token_rho_median"],
-        sink_rho=a["sink_rho"],
-        token_rho=a["token_rho"],
-        sink=np.asarray(sink),
-    )
+    profile = rho_statistics(config, params, hidden, key, eps=eps, samples=samples, linearised=linearised,
+                             sink_positions=sink_positions, layer_batch=layer_batch)
+    arrays = {f.name: getattr(profile, f.name) for f in dataclasses.fields(profile)}
+    arrays = {k: None if v is None else np.asarray(v, np.float64) for k, v in arrays.items()}
+    chex.assert_shape(arrays["beta"], (hidden.shape[0] - 1, samples))
+    assert_finite({"alpha": arrays["alpha"], "beta": arrays["beta"]})
+    return RhoProfile(**{**arrays, "eps": float(eps), "sink": np.asarray(profile.sink)})
+
+
+jax.tree_util.register_dataclass(
+    RhoProfile, data_fields=[f.name for f in dataclasses.fields(RhoProfile)], meta_fields=[]
+)

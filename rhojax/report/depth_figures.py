@@ -1,4 +1,4 @@
-"""Figures of the depth-pruning and allocation study: PNG files (matplotlib Agg) from result dicts."""
+"""Figures of the depth-pruning and allocation study: PNG files (matplotlib Agg) drawn from its summary."""
 
 from __future__ import annotations
 
@@ -24,13 +24,14 @@ def layer_scores(path: Path, signals: dict, model: str) -> Path:
     return save_png(fig, path)
 
 
-def perplexity_vs_removed(path: Path, rows: list[dict], model: str) -> Path:
-    """Evaluation perplexity against the number of removed layers, one line per criterion."""
+def perplexity_vs_removed(path: Path, rows: list[dict], dense: float, model: str) -> Path:
+    """Evaluation perplexity (95% interval as error bars) against the number of removed layers, per criterion."""
     fig, ax = plt.subplots(figsize=(8, 5))
-    dense = next(r["perplexity"] for r in rows if r["k"] == 0)
-    for name in dict.fromkeys(r["criterion"] for r in rows if r["k"] > 0):
-        pts = sorted((r["k"], r["perplexity"]) for r in rows if r["criterion"] == name)
-        ax.plot([0] + [k for k, _ in pts], [dense] + [p for _, p in pts], "o-", label=name)
+    for name in dict.fromkeys(r["criterion"] for r in rows):
+        pts = sorted((r for r in rows if r["criterion"] == name), key=lambda r: r["k"])
+        ppl = np.array([dense] + [r["perplexity"] for r in pts], float)
+        ci = np.array([[dense, dense]] + [r.get("perplexity_ci") or [np.nan, np.nan] for r in pts], float)
+        ax.errorbar([0] + [r["k"] for r in pts], ppl, yerr=np.abs(ci.T - ppl), fmt="o-", capsize=2, label=name)
     ax.set(xlabel="layers removed", ylabel="perplexity (evaluation split)", yscale="log",
            title=f"{model}: physical layer removal")
     ax.legend(fontsize=8)
@@ -47,3 +48,17 @@ def schedules(path: Path, rows: list[dict], model: str, sparsity: float, method:
     ax.set(xlabel="layer", ylabel="sparsity", title=f"{model}: layer-wise sparsity at {sparsity:.0%} mean ({method})")
     ax.legend(fontsize=8)
     return save_png(fig, path)
+
+
+def draw_depth_figures(folder: Path, summary: dict) -> list[Path]:
+    """Every figure of a depth-study summary (:func:`rhojax.depth.study.run_depth_study`) into ``folder``."""
+    folder, name = Path(folder), summary.get("model", "model")
+    paths = [layer_scores(folder / "layer_scores.png", summary["signals"], name)]
+    if summary["depth"]:
+        paths.append(perplexity_vs_removed(folder / "depth_perplexity.png", summary["depth"],
+                                           summary["dense"]["perplexity"], name))
+    rows = summary["allocation"]
+    for sparsity, method in dict.fromkeys((r["sparsity"], r["method"]) for r in rows):
+        paths.append(schedules(folder / f"schedules_{method}_{round(sparsity * 100)}.png", rows, name, sparsity,
+                               method))
+    return paths

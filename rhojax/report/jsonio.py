@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -11,15 +12,17 @@ from pathlib import Path
 import numpy as np
 
 
-def _plain(obj):
-    """Convert NumPy/JAX scalars and arrays to JSON types; non-finite floats become null."""
+def plain(obj):
+    """Convert NumPy/JAX scalars and arrays and dataclasses to JSON types; non-finite floats become null."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return plain(dataclasses.asdict(obj))
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
+        return [plain(v) for v in obj]
     if hasattr(obj, "__array__") and not isinstance(obj, str | bytes):
         arr = np.asarray(obj)
-        return _plain(arr.tolist()) if arr.ndim else _plain(arr.item())
+        return plain(arr.tolist()) if arr.ndim else plain(arr.item())
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
@@ -31,7 +34,7 @@ def write_json(path: str | Path, data) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump(_plain(data), f, indent=2, sort_keys=True)
+        json.dump(plain(data), f, indent=2, sort_keys=True)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
@@ -45,7 +48,7 @@ def write_jsonl(path: str | Path, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        f.writelines(json.dumps(_plain(r), sort_keys=True) + "\n" for r in records)
+        f.writelines(json.dumps(plain(r), sort_keys=True) + "\n" for r in records)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -57,7 +60,7 @@ def append_jsonl(path: str | Path, record: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        f.write(json.dumps(_plain(record), sort_keys=True) + "\n")
+        f.write(json.dumps(plain(record), sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
 

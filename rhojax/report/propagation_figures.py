@@ -123,3 +123,8 @@ FIGURES: dict[str, Callable[[Path, dict], Path]] = {
     "drift": drift,
     "absorption": absorption,
 }
+
+
+def draw_profile_figures(folder: Path, summary: dict) -> list[Path]:
+    """Every figure of a profile summary, as ``folder/<name>.png``."""
+    return [draw(Path(folder) / f"{name}.png", summary) for name, draw in FIGURES.items()]

@@ -54,3 +54,21 @@ def fragility_scatter(points: Sequence[Mapping], title: str, path: str | Path) -
     ax.set_ylabel("ppl ratio, every matrix compressed")
     ax.set_title(title, fontsize=9)
     return save_png(fig, path)
+
+
+def draw_sweep_figures(folder: str | Path, summary: Mapping) -> list[Path]:
+    """Every figure of a sweep summary: one heatmap per map and the hierarchy chart."""
+    folder = Path(folder)
+    model = summary.get("model", "")
+    paths = []
+    medians = {}
+    for label, m in summary["maps"].items():
+        ratios = np.array(m["ratio"], dtype=float)
+        paths.append(sensitivity_heatmap(ratios, m["kinds"], f"{model}: {label}, one matrix compressed at a time",
+                                         folder / f"heatmap_{m['method']}_{m['level']:g}.png"))
+        medians[label] = {h["kind"]: h["median_ratio"] for h in m["hierarchy"]}
+    if medians:
+        kinds = next(iter(summary["maps"].values()))["kinds"]
+        ordered = {label: {k: med[k] for k in kinds if k in med} for label, med in medians.items()}
+        paths.append(hierarchy_chart(ordered, f"{model}: hierarchy of kinds", folder / "hierarchy.png"))
+    return paths

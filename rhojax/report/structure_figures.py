@@ -1,4 +1,4 @@
-"""Figures of ``rhojax structure``: PNG files drawn with matplotlib's Agg backend from result dicts."""
+"""Figures of the structure study: PNG files drawn with matplotlib's Agg backend from its summary."""
 
 from __future__ import annotations
 
@@ -92,3 +92,19 @@ def exit_tradeoff(path: Path, early: dict, dense: float, model: str) -> Path:
            title=f"{model}: early exit (labels: confidence threshold)")
     ax.legend(fontsize=8)
     return save_png(fig, path)
+
+
+def draw_structure_figures(folder: Path, summary: dict) -> list[Path]:
+    """Every figure of a structure summary (:func:`rhojax.structure.study.run_structure_study`) into ``folder``."""
+    folder, name = Path(folder), summary.get("model", "model")
+    dense, early = summary["dense_perplexity"], summary["early_exit"]
+    paths = [
+        r2_through_depth(folder / "r2_through_depth.png", [r for r in summary["fits"] if r["length"] == 1], name),
+        overlap_through_depth(folder / "overlap_through_depth.png", summary["subspaces"], name),
+        easy_tokens_through_depth(folder / "easy_tokens_through_depth.png", early, name),
+        replacement_perplexity(folder / "replacement_perplexity.png", summary["replacement"], dense, name),
+        exit_tradeoff(folder / "early_exit_tradeoff.png", early, dense, name),
+    ]
+    if summary["ablation"]:
+        paths.append(ablation_loss(folder / "ablation_loss.png", summary["ablation"], name))
+    return paths

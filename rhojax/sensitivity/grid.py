@@ -17,6 +17,8 @@ DEFAULT_LEVELS: dict[str, tuple[float, ...]] = {
 
 
 class Configuration(NamedTuple):
+    """One point of a sweep: compress site ``(layer, kind)`` with ``method`` at ``level``."""
+
     layer: int
     kind: str
     method: str
@@ -24,6 +26,7 @@ class Configuration(NamedTuple):
 
     @property
     def key(self) -> tuple[int, str, str, float]:
+        """``(layer, kind, method, level)`` with a float level: the identity of a record."""
         return (self.layer, self.kind, self.method, float(self.level))
 
 
@@ -32,18 +35,18 @@ def parse_levels(methods: Iterable[str], specs: Iterable[str]) -> dict[str, tupl
     methods = tuple(methods)
     for m in methods:
         if m not in METHODS:
-            raise RhojaxError(f"--methods {m!r} is unknown; choose from {', '.join(METHODS)}")
+            raise RhojaxError(f"method {m!r} is unknown; choose from {', '.join(METHODS)}")
     levels = {m: DEFAULT_LEVELS[m] for m in methods}
     for spec in specs:
         target, _, values = spec.rpartition("=")
         try:
             parsed = tuple(float(v) for v in values.split(",") if v.strip())
         except ValueError:
-            raise RhojaxError(f"--levels {spec!r}: levels must be numbers, e.g. 0.5 or rtn=4,8") from None
+            raise RhojaxError(f"levels {spec!r}: levels must be numbers, e.g. 0.5 or rtn=4,8") from None
         if not parsed:
-            raise RhojaxError(f"--levels {spec!r} names no level")
+            raise RhojaxError(f"levels {spec!r} names no level")
         if target and target not in methods:
-            raise RhojaxError(f"--levels {spec!r}: method {target!r} is not among --methods {', '.join(methods)}")
+            raise RhojaxError(f"levels {spec!r}: method {target!r} is not among the methods {', '.join(methods)}")
         for m in (target,) if target else methods:
             levels[m] = parsed
     return levels
@@ -61,10 +64,10 @@ def sweep_grid(
     kinds = config.site_kinds if kinds is None else tuple(kinds)
     for layer in layers:
         if not 0 <= layer < config.num_layers:
-            raise RhojaxError(f"--layers {layer}: the model has layers 0..{config.num_layers - 1}")
+            raise RhojaxError(f"layer {layer}: the model has layers 0..{config.num_layers - 1}")
     for kind in kinds:
         if kind not in config.site_kinds:
-            raise RhojaxError(f"--kinds {kind!r}: this model has {', '.join(config.site_kinds)}")
+            raise RhojaxError(f"kind {kind!r}: this model has {', '.join(config.site_kinds)}")
     return [
         Configuration(layer, kind, method, float(level))
         for layer in layers

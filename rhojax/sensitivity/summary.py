@@ -16,6 +16,7 @@ from rhojax.errors import RhojaxError
 
 
 def select(records: Sequence[dict], method: str, level: float) -> list[dict]:
+    """The records of one map: ``method`` at ``level`` (an error if there are none)."""
     chosen = [r for r in records if r["method"] == method and float(r["level"]) == float(level)]
     if not chosen:
         raise RhojaxError(f"no sweep records for method {method!r} at level {level}")
@@ -55,6 +56,7 @@ class Spread:
 
 
 def spread(records: Sequence[dict]) -> Spread:
+    """``max / min`` of the perplexity ratio over the records' sites, with the two sites."""
     hi = max(records, key=_ratio)
     lo = min(records, key=_ratio)
     return Spread(_ratio(hi) / _ratio(lo), _ratio(hi), (hi["layer"], hi["kind"]), _ratio(lo), (lo["layer"], lo["kind"]))

@@ -7,7 +7,7 @@ blocks ``t+1..L-1`` (a ``fori_loop``, so one compilation serves every layer), an
 - ``ppl_ratio = ppl(compressed) / ppl(dense)`` on the evaluation windows;
 - the drift of the final state ``h_L``: aggregate ``||h'_L - h_L||_F / ||h_L||_F`` over all tokens
   (BOS included), token-wise mean and median of ``||h'_L - h_L|| / ||h_L||`` over non-BOS tokens,
-  and the BOS position's own ratio (see DESIGN.md on attention sinks).
+  and the BOS position's own ratio (docs/definitions.md#attention-sinks-aggregate-and-token-wise-statistics).
 
 Configurations of one layer are batched with ``vmap`` (``config_batch`` at a time). Records are
 appended to a JSON-lines file as each batch finishes; a restarted sweep with the same settings
@@ -29,11 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from rhojax.compress import CalibrationStats, compress_matrix
-from rhojax.errors import RhojaxError
 from rhojax.eval.perplexity import final_state_nll, token_nll
 from rhojax.models.config import SITE_KINDS, ModelConfig
 from rhojax.models.transformer import block, block_params, default_positions, forward, unembed
-from rhojax.report.jsonio import append_jsonl, read_jsonl, write_json, write_jsonl
+from rhojax.report.jsonio import append_jsonl, plain, read_jsonl, write_jsonl
 from rhojax.sensitivity.grid import Configuration
 
 
@@ -47,6 +46,7 @@ class DenseReference:
 
     @property
     def perplexity(self) -> float:
+        """The dense perplexity ``exp(sum nll / (N (T - 1)))``."""
         return math.exp(float(self.nll.sum()) / (self.tokens.shape[0] * (self.tokens.shape[1] - 1)))
 
 
@@ -116,23 +116,11 @@ def _chunks(configurations: Sequence[Configuration], size: int) -> list[list[Con
     return chunks
 
 
-def open_results(path: Path, settings: dict) -> dict[tuple, dict]:
-    """Finished records of an earlier run with the same ``settings`` (an error if they differ).
+def open_results(path: Path) -> dict[tuple, dict]:
+    """Finished records of an earlier run of the same sweep (the run folder has checked its settings).
 
     A torn last line from a killed run is dropped and the file rewritten atomically without it.
     """
-    settings_path = path.with_name(path.stem + ".settings.json")
-    settings = json.loads(json.dumps(settings, sort_keys=True))
-    if settings_path.exists():
-        previous = json.loads(settings_path.read_text())
-        if previous != settings:
-            changed = sorted(k for k in set(previous) | set(settings) if previous.get(k) != settings.get(k))
-            raise RhojaxError(
-                f"{path} holds a sweep with different settings ({', '.join(changed)}); "
-                "rerun with the same arguments to resume, or choose another --out"
-            )
-    else:
-        write_json(settings_path, settings)
     records = read_jsonl(path)
     if path.exists():
         write_jsonl(path, records)
@@ -147,21 +135,21 @@ def run_sweep(
     results_path: str | Path,
     *,
     calibration: CalibrationStats | None = None,
-    settings: dict | None = None,
     seed: int = 0,
     window_batch: int = 4,
     config_batch: int = 1,
     on_record: Callable[[int], None] | None = None,
-) -> list[dict]:
+) -> tuple[list[dict], DenseReference]:
     """Sweep ``configurations`` on ``eval_windows`` (EVALUATION split), resuming from ``results_path``.
 
     ``calibration`` holds the input statistics (CALIBRATION split) that Wanda, SparseGPT and the
-    activation-aware SVD need. ``settings`` identifies the run for resuming. Returns the records in
-    grid order; ``on_record(done)`` reports progress.
+    activation-aware SVD need. The caller keeps one results file per set of settings (a
+    :class:`~rhojax.runs.RunFolder`). Returns the records in grid order and the dense reference;
+    ``on_record(done)`` reports progress. Each record carries ``window_nll``, the summed NLL of
+    every evaluation window, so that intervals can be formed by resampling windows.
     """
     results_path = Path(results_path)
-    done = open_results(results_path, {**(settings or {}), "seed": seed, "config_batch": config_batch,
-                                       "window_batch": window_batch})
+    done = open_results(results_path)
     reference = dense_reference(config, params, eval_windows, batch_size=window_batch)
     ref_sq = np.asarray(jnp.sum(jnp.square(reference.hidden[-1]), axis=-1), np.float64)
     dense_ppl = reference.perplexity
@@ -190,12 +178,12 @@ def run_sweep(
             record = {
                 "layer": c.layer, "kind": c.kind, "method": c.method, "level": c.level,
                 "ppl": ppl, "dense_ppl": dense_ppl, "ppl_ratio": ppl / dense_ppl,
-                "weight_error": weight_errors[i], "zero_fraction": zero_fractions[i],
+                "weight_error": weight_errors[i], "zero_fraction": zero_fractions[i], "window_nll": nll_all[i],
                 **drift_statistics(err_all[i], ref_sq),
             }
             append_jsonl(results_path, record)
-            done[c.key] = json.loads(json.dumps(record, sort_keys=True))
+            done[c.key] = json.loads(json.dumps(plain(record), sort_keys=True))
             count += 1
             if on_record is not None:
                 on_record(count)
-    return [done[c.key] for c in configurations]
+    return [done[c.key] for c in configurations], reference

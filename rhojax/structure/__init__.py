@@ -1,4 +1,4 @@
-"""Structure: variance vs importance, block linear replacement, early exit (DESIGN.md section 2)."""
+"""Structure: variance vs importance, block linear replacement, early exit (docs/definitions.md#structure)."""
 
 from rhojax.structure.early_exit import LensRecord, collect_lens, early_exit_summary, lens_statistics
 from rhojax.structure.hidden import collect_hidden, hidden_and_gradients, nll_from, run_from

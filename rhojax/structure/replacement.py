@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rhojax.models.config import ModelConfig
-from rhojax.models.params import block_spec
+from rhojax.models.params import LAYER_DATA, block_spec
 from rhojax.structure.hidden import batches, hidden_states, nll_from
 from rhojax.structure.moments import Moments, drop_positions
 
@@ -177,7 +177,7 @@ def replacement_nll(
 
 def block_parameters(config: ModelConfig) -> int:
     """Parameters of one block (weights, biases and norm scales)."""
-    return int(sum(np.prod(shape) for shape in block_spec(config).values()))
+    return int(sum(np.prod(shape) for path, shape in block_spec(config).items() if path not in LAYER_DATA))
 
 
 def compression_ratio(config: ModelConfig, length: int) -> float:

@@ -1,0 +1,46 @@
+"""Helpers for the frozen settings dataclass of each study (the single source of its defaults)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from rhojax.data.corpora import statistics_split
+from rhojax.data.windows import DEFAULT_SEQ_LEN, corpus_windows
+
+
+def setting(default: Any, help: str) -> Any:  # noqa: A002 - the CLI's word for it
+    """A settings field with its default and a one-line help text (the CLI option's help)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def run_identity(model, settings: Any) -> dict:
+    """What identifies a run besides the study's settings: model, dtype and the rhojax version."""
+    from rhojax import __version__
+
+    return {"model": model.spec, "dtype": model.dtype, "rhojax": __version__,
+            "settings": dataclasses.asdict(settings)}
+
+
+@dataclasses.dataclass(frozen=True)
+class TextSettings:
+    """The texts and token budgets of a study (a base for its settings dataclass; redeclare a field to change
+    its default). Statistics and fits read ``calib_text`` in its :func:`~rhojax.data.corpora.statistics_split`;
+    metrics read the evaluation split of ``text``."""
+
+    text: str = setting("wiki", "Evaluation text (its evaluation split): wiki, lambada, news or a text file.")
+    calib_text: str = setting("wiki", "Calibration text (its statistics split) for statistics, scores and fits.")
+    calib_tokens: int = setting(2048, "Calibration token budget: windows = calib-tokens // seq-len.")
+    tokens: int = setting(4096, "Evaluation token budget: windows = tokens // seq-len.")
+    seq_len: int = setting(DEFAULT_SEQ_LEN, "Window length in tokens, BOS included.")
+
+    def calibration_windows(self, tokenizer) -> np.ndarray:
+        """``(calib_tokens // seq_len, seq_len)`` windows of ``calib_text`` for statistics."""
+        return corpus_windows(tokenizer, self.calib_text, statistics_split(self.calib_text), self.calib_tokens,
+                              self.seq_len)
+
+    def evaluation_windows(self, tokenizer) -> np.ndarray:
+        """``(tokens // seq_len, seq_len)`` windows of the evaluation split of ``text`` for metrics."""
+        return corpus_windows(tokenizer, self.text, "evaluation", self.tokens, self.seq_len)

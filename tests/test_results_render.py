@@ -1,0 +1,43 @@
+"""The results pages are rendered from committed data, and every data file says where it came from."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _renderer():
+    spec = importlib.util.spec_from_file_location("render_results", ROOT / "scripts" / "render_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_committed_page_is_what_its_data_renders():
+    pages = _renderer().render_all()
+    assert pages
+    for path, text in pages.items():
+        assert (ROOT / path).read_text() == text, f"{path} differs from its data: run scripts/render_results.py"
+
+
+def test_every_data_file_records_command_commit_versions_machine_settings_and_time():
+    files = sorted((ROOT / "docs" / "results" / "data").glob("*.json"))
+    assert files
+    for path in files:
+        data = json.loads(path.read_text())
+        p = data["provenance"]
+        assert p["command"] and len(p["commit"]) >= 40, path
+        assert p["packages"]["jax"] and p["machine"]["cores"] and p["machine"]["cpu"], path
+        assert "settings" in data, path
+        wall = data.get("wall_seconds", data.get("timings", {}).get("total_seconds"))
+        assert isinstance(wall, int | float) and wall > 0, path
+
+
+def test_the_docs_do_not_point_outside_the_repository():
+    outside = ("../" + "shared", "DESIGN" + ".md")  # spelled apart so this file does not match itself
+    for path in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]:
+        text = path.read_text()
+        assert not any(o in text for o in outside), path
