@@ -310,7 +310,8 @@ def index(data: dict[str, dict]) -> str:
              "- [Zero-shot accuracy](results/eval.md)",
              "- [Formal bounds: Coq proofs, site bounds, checker](results/bounds.md)",
              "- [Depth pruning and sparsity allocation](results/depth_allocation.md)",
-             "- [Structure](results/structure.md)", "",
+             "- [Structure](results/structure.md)",
+             "- [Recovery after compression (`rhojax heal`)](results/heal.md)", "",
              "## Headlines", ""]
     ref = data.get("reference_perplexity")
     if ref is not None:
