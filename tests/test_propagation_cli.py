@@ -22,7 +22,7 @@ def run_profile(model, out, seed):
     settings = dataclasses.replace(TINY, seed=seed)
     summary = run_profile_study(model, RunFolder.open(out, run_identity(model, settings)), settings)
     write_json(out / "profile.json", summary)
-    draw_profile_figures(out, summary)
+    draw_profile_figures(out, {"model": model.spec, **summary})
     return summary
 
 
