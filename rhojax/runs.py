@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -121,7 +120,3 @@ class RunFolder:
     def write(self, name: str, data: Any) -> Path:
         """Write an output JSON document atomically."""
         return write_json(self.path / name, data)
-
-    def reset(self) -> None:
-        """Forget every finished part (used by tests and by ``--fresh``)."""
-        shutil.rmtree(self.path / "parts", ignore_errors=True)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -41,13 +40,6 @@ def guarded(fn: Callable) -> Callable:
 def progress() -> Progress:
     """Progress on stderr: rich bars on a terminal, plain lines in logs."""
     return console_progress(console)
-
-
-@contextlib.contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """One stage of :func:`progress` as a context manager yielding ``update(done)``."""
-    with progress().stage(description, total) as update:
-        yield update
 
 
 def output_dir(out: Path) -> Path:
