@@ -81,11 +81,14 @@ class Bench:
         self.config, self.params = model.config, model.params
         self.torch = None
         self.torch_device = "cuda" if args.device in ("gpu", "cuda") else "cpu"
-        if not args.no_torch:
+        if not args.no_torch and set(args.only) & {"forward", "profile", "sweep"}:
             import torch
 
             self.torch_module = torch
-            self.torch = torch_model(model, args.dtype, self.torch_device)
+            if self.torch_device == "cuda" and not torch.cuda.is_available():
+                print("[benchmarks] this PyTorch has no CUDA: PyTorch baselines skipped", flush=True)
+            else:
+                self.torch = torch_model(model, args.dtype, self.torch_device)
 
     def sync(self):
         if self.torch is not None and self.torch_device == "cuda":
