@@ -21,7 +21,8 @@ Sections (``--only`` picks some):
 
 First calls (compilation included) are reported apart from the steady-state time (best of ``--repeats``).
 The table is printed and written, with provenance, to ``docs/results/data/benchmarks_<machine>.json``
-(``--out`` elsewhere); ``scripts/render_results.py`` renders it into docs/performance.md.
+(``_bfloat16`` added for that dtype; ``--out`` elsewhere); ``scripts/render_results.py`` renders it
+into docs/performance.md.
 """
 
 # ruff: noqa: E402
@@ -349,7 +350,8 @@ def main(argv=None) -> int:
                     data[section] = result
     data["goals"] = goals(data)
     data["wall_seconds"] = time.perf_counter() - started
-    out = args.out or ROOT / "docs" / "results" / "data" / f"benchmarks_{args.machine or machine_name()}.json"
+    name = (args.machine or machine_name()) + ("" if args.dtype == "float32" else f"_{args.dtype}")
+    out = args.out or ROOT / "docs" / "results" / "data" / f"benchmarks_{name}.json"
     write_json(out, data)
     print(render_tables(data))
     print(f"\nwritten: {out}")
