@@ -274,7 +274,8 @@ def goals(data: dict) -> list[dict]:
         if peak:
             row["fraction_of_peak"] = row["rhojax_gflops"] / peak
             add(f"forward {row['tokens']:,} tokens: fraction of matmul peak", row["fraction_of_peak"],
-                "time outside large GEMMs: softmax, norms, RoPE, and the small per-head attention products")
+                "time spent outside large GEMMs (softmax, norms, RoPE, small per-head attention products; "
+                "not broken down by this run)")
         if "speedup_vs_torch" in row:
             add(f"forward {row['tokens']:,} tokens: vs PyTorch batched", row["speedup_vs_torch"])
     prof = data.get("profile")
