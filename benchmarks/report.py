@@ -98,7 +98,7 @@ def measurements(data: dict) -> str:
                      f"{_s(sw['naive_seconds'])} (full forward each)",
                      f"{_x(sw['speedup_vs_naive'])} of a {_x(sw['flop_ceiling'])} FLOP ceiling "
                      f"({sw['fraction_of_ceiling']:.0%})"])
-    return _table(["work", "rhojax", "baseline", "speed ratio"], rows)
+    return _table(["work", "rhojax", "baseline", "speed ratio"], rows) if rows else ""
 
 
 def goals_table(data: dict) -> str:
@@ -117,13 +117,14 @@ def profile_cost_table(data: dict) -> str | None:
     if not cost:
         return None
     s = cost["settings"]
-    rows = [[name, _s(seconds), f"{seconds / cost['rho_seconds']:.2f}x"] for name, seconds in cost["parts"].items()]
+    rows = [[name, _s(seconds), f"{seconds / cost['rho_seconds']:.2f}x"] for name, seconds in cost["parts"]]
     rows.append(["whole study (clean states, pruning and assembly included)", _s(cost["total_seconds"]),
                  f"{cost['ratio']:.2f}x"])
     w = cost["work_window_block_passes"]
     work = (f"Perturbed block passes (one window each): rho {w['rho']:,} (+ {w['rho_jvp']:,} jvp), eps sweep "
             f"{w['sweep']:,}, drift and absorption {w['drift']:,}.")
-    head = (f"Default settings: {s['tokens']:,} tokens in {s['seq_len']}-token windows, K = {s['samples']}; drift on "
+    quick = " (reduced by --quick)" if data["settings"].get("quick") else " (the study's defaults)"
+    head = (f"Settings{quick}: {s['tokens']:,} tokens in {s['seq_len']}-token windows, K = {s['samples']}; drift on "
             f"{s['drift_tokens']} tokens, K = {s['drift_samples']}, {len(s['absorption_eps'])} absorption eps. "
             f"Times include compilation (as a user's run does).")
     return "\n\n".join([head, _table(["part", "time", "/ rho part"], rows), work])
@@ -131,11 +132,8 @@ def profile_cost_table(data: dict) -> str | None:
 
 def render_tables(data: dict) -> str:
     """The whole printout of one data file."""
-    parts = [title(data), "", measurements(data), "", goals_table(data)]
-    cost = profile_cost_table(data)
-    if cost:
-        parts += ["", cost]
-    return "\n".join(parts)
+    parts = [title(data), measurements(data), goals_table(data), profile_cost_table(data)]
+    return "\n\n".join(part for part in parts if part)
 
 
 def _files(all_data: dict[str, dict]) -> list[tuple[str, dict]]:
@@ -155,8 +153,9 @@ def benchmarks_section(all_data: dict[str, dict]) -> str:
         return "No benchmark data yet: run `python -m benchmarks` on an idle machine."
     out = []
     for name, data in files:
-        out += [f"### {name.removeprefix('benchmarks_')}", "", title(data) + ".", "", measurements(data), "",
-                goals_table(data), "", _source(name, data), ""]
+        out += [f"### {name.removeprefix('benchmarks_')}", "", title(data) + "."]
+        out += [part for part in (measurements(data), goals_table(data), _source(name, data)) if part for part in
+                ("", part)] + [""]
     return "\n".join(out).rstrip("\n")
 
 

@@ -242,11 +242,12 @@ class Bench:
                 "sweep": 2 * s.sweep_samples * L * windows * len(s.sweep_eps),
                 "drift": 2 * eps_count * s.drift_samples * suffix * n_drift}
         return {"settings": dataclasses.asdict(s), "rho_seconds": run.seconds["profile"], "total_seconds": total,
-                "ratio": total / run.seconds["profile"], "parts": run.seconds, "work_window_block_passes": work}
+                "ratio": total / run.seconds["profile"], "parts": list(run.seconds.items()),
+                "work_window_block_passes": work}
 
 
 class TimedRun:
-    """A :class:`~rhojax.runs.RunFolder` stand-in that records the seconds each part takes."""
+    """A :class:`~rhojax.runs.RunFolder` stand-in that records the seconds each part takes, in run order."""
 
     def __init__(self, run):
         self.run, self.seconds = run, {}
