@@ -331,8 +331,14 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    device = contextlib.nullcontext() if args.device is None else jax.default_device(
-        jax.devices("gpu" if args.device == "cuda" else args.device)[0])
+    device = contextlib.nullcontext()
+    if args.device is not None:
+        platform = "gpu" if args.device == "cuda" else args.device
+        try:
+            device = jax.default_device(jax.devices(platform)[0])
+        except RuntimeError as error:
+            raise SystemExit(f"--device {args.device}: this JAX has no {platform} backend ({error}); install the "
+                             "jaxlib plugin for it (for NVIDIA GPUs: pip install 'jax[cuda12]')") from None
     started = time.perf_counter()
     with device:
         model = load_bench_model(args.model, args.dtype, args.seed)
