@@ -65,16 +65,20 @@ STEPS: tuple[Step, ...] = (
 
 
 def run_analysis(model, out: str | Path, settings: AnalysisSettings, *, budget: str = "custom",
-                 progress: Progress = SILENT, on_step: Callable[[int, int, str], None] | None = None) -> dict:
+                 progress: Progress = SILENT, on_step: Callable[[int, int, str], None] | None = None,
+                 load_seconds: float = 0.0) -> dict:
     """Run every study of ``settings`` on ``model`` into ``out`` and write ``report.json`` / ``report.html``.
 
     Returns the report (plain JSON data). A rerun with the same settings resumes: finished studies are
     read back, the interrupted one continues from its parts. ``on_step(i, n, name)`` announces steps.
+    ``timings`` holds each step's seconds, ``load`` (the caller's ``load_seconds``: reading and
+    dequantising the model) and ``total_seconds``: load plus everything this call did up to the report.
     """
     from rhojax.report.html import write_html
 
+    job_started = time.perf_counter()
     root = RunFolder.open(out, {**run_identity(model, settings), "budget": budget})
-    summaries, timings, figures = {}, {}, {}
+    summaries, timings, figures = {}, {"load": round(load_seconds, 1)}, {}
     for i, step in enumerate(STEPS, 1):
         if on_step is not None:
             on_step(i, len(STEPS), step.name)
@@ -96,7 +100,8 @@ def run_analysis(model, out: str | Path, settings: AnalysisSettings, *, budget: 
         "answer": build_answer(summaries, settings.answer),
         **{name: compact(summaries[study]) for name, (study, compact) in SECTIONS.items() if study in summaries},
         "figures": figures,
-        "timings": {"seconds": timings, "total_seconds": round(sum(timings.values()), 1)},
+        "timings": {"seconds": timings,
+                    "total_seconds": round(load_seconds + time.perf_counter() - job_started, 1)},
     }
     root.write("report.json", report)
     write_html(root.file("report.html"), root.path, report)
