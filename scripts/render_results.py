@@ -424,8 +424,20 @@ def budgets(data: dict[str, dict]) -> str:
     return md_table(["budget", "what it runs", "time (compile and load included)"], rows) + "\n\n" + note
 
 
+def _performance_renderers() -> dict[str, Callable[[dict[str, dict]], str]]:
+    """The benchmark sections of docs/performance.md (rendered by ``benchmarks.report``)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.report import benchmarks_section, profile_cost_section
+
+    return {"benchmarks": benchmarks_section, "profile_cost": profile_cost_section}
+
+
 #: Regions of hand-written files that are rendered from data: file -> {region name: renderer}.
-REGIONS: dict[str, dict[str, Callable[[dict[str, dict]], str]]] = {"README.md": {"budgets": budgets}}
+REGIONS: dict[str, dict[str, Callable[[dict[str, dict]], str]]] = {
+    "README.md": {"budgets": budgets},
+    "docs/performance.md": _performance_renderers(),
+}
 
 
 def fill_regions(text: str, regions: dict[str, Callable[[dict[str, dict]], str]], data: dict[str, dict]) -> str:
