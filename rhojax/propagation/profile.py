@@ -12,7 +12,9 @@ mean and median over non-sink tokens, with sink positions (default: BOS) reporte
 The linearised limit replaces ``e_{t+1}`` by the Jacobian-vector product ``J_t e_t`` (``jax.jvp``).
 
 All layers are processed in one jitted ``lax.map`` over the stacked block params and the cached
-states (``layer_batch`` layers vmapped at a time); the K samples are batched.
+states (``layer_batch`` layers vmapped at a time); the K samples are batched. With a ``mesh``
+(:mod:`rhojax.sharding`) the samples are split over its data axis, K padded to a multiple of it and the
+padded samples dropped: every kept sample sees the same direction as on one device.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from rhojax.checks import assert_finite
 from rhojax.errors import RhojaxError
@@ -38,6 +41,7 @@ from rhojax.propagation.perturbations import (
     token_norms,
 )
 from rhojax.propagation.stats import mean_ci, per_sample_summary, token_quantiles
+from rhojax.sharding import constrain_rows, padded_size
 
 
 def downstream_amplification(rho: np.ndarray) -> np.ndarray:
@@ -132,16 +136,22 @@ class RhoProfile:
         return out
 
 
+#: The (K,) statistics of :func:`layer_statistics` (one value per perturbation sample).
+PER_SAMPLE = frozenset({"beta", "token_rho_mean", "token_rho_median", "sink_rho", "beta_linear"})
+
+
 def layer_statistics(f, h_in: jax.Array, h_out: jax.Array, g: jax.Array, eps, sink: jax.Array, *,
-                     linearised: bool) -> dict:
+                     linearised: bool, kept_samples: int | None = None, spread=lambda x: x) -> dict:
     """Statistics of one layer ``f`` (clean ``h_out = f(h_in)``) for directions ``g`` (K, N, T, D).
 
     Returns alpha (scalar), beta (K,), token_alpha (scalar), token_rho_mean/median and sink_rho (K,),
-    token_rho (N, T) (mean over samples) and, if ``linearised``, beta_linear (K,).
+    token_rho (N, T) (mean over the first ``kept_samples`` samples, default all) and, if ``linearised``,
+    beta_linear (K,). ``spread(x)`` places a stacked batch of perturbed states (leading sample axis) before
+    ``f`` runs on it (:func:`rhojax.sharding.constrain_rows`; default: as it is).
     """
     samples = g.shape[0]
     e_agg, e_tok = scale_aggregate(g, h_in, eps), scale_tokenwise(g, h_in, eps)
-    d = f(h_in + jnp.concatenate([e_agg, e_tok])) - h_out
+    d = f(spread(h_in + jnp.concatenate([e_agg, e_tok]))) - h_out
     d_agg, d_tok = d[:samples], d[samples:]
     tok_alpha = token_norms(h_out) / token_norms(h_in)  # (N, T)
     tok_rho = token_norms(d_tok) / token_norms(e_tok) / tok_alpha  # (K, N, T)
@@ -153,28 +163,31 @@ def layer_statistics(f, h_in: jax.Array, h_out: jax.Array, g: jax.Array, eps, si
         "token_rho_mean": jnp.nanmean(kept, axis=(1, 2)),
         "token_rho_median": jnp.nanmedian(kept.reshape(samples, -1), axis=1),
         "sink_rho": jnp.nanmean(jnp.where(sink, tok_rho, jnp.nan), axis=(1, 2)),
-        "token_rho": tok_rho.mean(axis=0),
+        "token_rho": tok_rho[:kept_samples].mean(axis=0),
     }
     if linearised:
-        unit = scale_aggregate(g, h_in, 1.0)
+        unit = spread(scale_aggregate(g, h_in, 1.0))
         jv = jax.vmap(lambda t: jax.jvp(f, (h_in,), (t,))[1])(unit)
         out["beta_linear"] = frobenius(jv) / frobenius(unit)
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("config", "samples", "linearised", "layer_batch"))
-def _profile_arrays(config, blocks, hidden, key, eps, sink, *, samples, linearised, layer_batch):
+@functools.partial(jax.jit, static_argnames=("config", "samples", "linearised", "layer_batch", "mesh"))
+def _profile_arrays(config, blocks, hidden, key, eps, sink, *, samples, linearised, layer_batch, mesh):
     positions = jnp.arange(hidden.shape[-2], dtype=jnp.int32)
+    padded = padded_size(samples, mesh)
 
     def per_layer(xs):
         p, h_in, h_out, layer = xs
-        g = directions(key, layer, samples, h_in.shape)
+        g = directions(key, layer, padded, h_in.shape)
         return layer_statistics(lambda x: block(config, p, x, positions), h_in, h_out, g, eps, sink,
-                                linearised=linearised)
+                                linearised=linearised, kept_samples=samples,
+                                spread=lambda x: constrain_rows(x, mesh))
 
     num = hidden.shape[0] - 1
     xs = (blocks, hidden[:-1], hidden[1:], jnp.arange(num))
-    return jax.lax.map(per_layer, xs, batch_size=layer_batch)
+    out = jax.lax.map(per_layer, xs, batch_size=layer_batch)
+    return {k: v[:, :samples] if k in PER_SAMPLE else v for k, v in out.items()}  # padded samples dropped
 
 
 def rho_statistics(
@@ -188,6 +201,7 @@ def rho_statistics(
     linearised: bool = True,
     sink_positions: tuple[int, ...] = (0,),
     layer_batch: int = 1,
+    mesh: Mesh | None = None,
 ) -> RhoProfile:
     """The traceable core of :func:`rho_profile`: the same :class:`RhoProfile` with ``jax.Array`` fields.
 
@@ -197,7 +211,7 @@ def rho_statistics(
     sink = sink_mask(hidden.shape[-2], sink_positions)
     a = _profile_arrays(
         config, params["blocks"], hidden, key, eps, sink,
-        samples=samples, linearised=linearised, layer_batch=layer_batch,
+        samples=samples, linearised=linearised, layer_batch=layer_batch, mesh=mesh,
     )
     return RhoProfile(
         eps=eps,
@@ -225,19 +239,21 @@ def rho_profile(
     linearised: bool = True,
     sink_positions: tuple[int, ...] = (0,),
     layer_batch: int = 1,
+    mesh: Mesh | None = None,
 ) -> RhoProfile:
     """alpha_t, beta_t and rho_t of every layer for K Gaussian perturbations of relative size ``eps``.
 
     ``hidden`` is the cached clean ``(L + 1, N, T, D)`` from ``forward(..., return_hidden=True)``;
     sample ``k`` at layer ``t`` uses the direction of :func:`~rhojax.propagation.perturbations.directions`.
     ``layer_batch`` layers are vmapped per step of the ``lax.map`` over layers (1: a scan). Fields are
-    float64 NumPy arrays (``eps`` a float); :func:`rho_statistics` is the traceable version.
+    float64 NumPy arrays (``eps`` a float); :func:`rho_statistics` is the traceable version. With a
+    ``mesh`` (:func:`rhojax.sharding.make_mesh`) the samples are split over its data axis.
     """
     chex.assert_rank(hidden, 4)
     chex.assert_axis_dimension(hidden, -1, config.hidden_size)
     chex.assert_axis_dimension(hidden, 0, params["blocks"]["attn_norm"]["scale"].shape[0] + 1)
     profile = rho_statistics(config, params, hidden, key, eps=eps, samples=samples, linearised=linearised,
-                             sink_positions=sink_positions, layer_batch=layer_batch)
+                             sink_positions=sink_positions, layer_batch=layer_batch, mesh=mesh)
     arrays = {f.name: getattr(profile, f.name) for f in dataclasses.fields(profile)}
     arrays = {k: None if v is None else np.asarray(v, np.float64) for k, v in arrays.items()}
     chex.assert_shape(arrays["beta"], (hidden.shape[0] - 1, samples))
