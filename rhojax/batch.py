@@ -36,7 +36,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 from rhojax.analysis.budgets import BUDGETS, AnalysisSettings
@@ -46,7 +45,7 @@ from rhojax.io.resolve import load_model
 from rhojax.progress import SILENT, Progress
 from rhojax.provenance import provenance
 from rhojax.report.jsonio import write_json
-from rhojax.sharding import make_mesh, shard_model
+from rhojax.sharding import device_mesh, shard_model
 
 
 class BatchConfigError(RhojaxError):
@@ -242,7 +241,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("sensitivity spread", "spread", ".3g"), ("CFI", "cfi", ".4g"), ("kinds, most sensitive first", "hierarchy",
                                                                       "list"),
     ("safe / unsafe matrices", "safe_matrices", "pair"), ("mean accuracy", "mean_accuracy", ".3f"),
-    ("seconds", "seconds", ".0f"),
+    ("seconds (this run)", "seconds", ".0f"),
 )
 
 
@@ -281,8 +280,7 @@ def run_batch(config: BatchConfig, *, progress: Progress = SILENT,
     A model that fails with a :class:`~rhojax.errors.RhojaxError` (a missing file, a NaN) is listed under
     ``failed`` with its one-line message and the others still run.
     """
-    devices = config.devices or len(jax.devices())
-    mesh = None if devices == 1 and config.model_parallel == 1 else make_mesh(devices, model=config.model_parallel)
+    mesh = device_mesh(config.devices, config.model_parallel)
     rows, failed = [], {}
     for i, entry in enumerate(config.models, 1):
         if on_model is not None:

@@ -19,6 +19,8 @@ device of every host (see docs/scaling.md).
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,6 +51,13 @@ def make_mesh(devices: int | None = None, *, model: int = 1) -> Mesh:
                          devices=available[:n])
 
 
+def device_mesh(devices: int = 1, model: int = 1) -> Mesh | None:
+    """:func:`make_mesh` of ``devices`` (0: all visible), or None for the single-device default: one device
+    and no model axis."""
+    n = devices or len(jax.devices())
+    return None if n == 1 and model == 1 else make_mesh(n, model=model)
+
+
 def data_size(mesh: Mesh | None) -> int:
     """Number of data-parallel groups of ``mesh`` (1 without a mesh)."""
     return 1 if mesh is None else int(mesh.shape[DATA])
@@ -73,6 +82,24 @@ def data_spec(axis: int = 0) -> P:
     return P(*([None] * axis), DATA)
 
 
+@functools.cache
+def _resharder(sharding: NamedSharding):
+    return jax.jit(lambda x: x, out_shardings=sharding)
+
+
+def place(x, sharding: NamedSharding) -> jax.Array:
+    """``x`` laid out as ``sharding``, on one host or several.
+
+    A host value (or an array this process holds whole) is cut on the host and each device receives only its
+    own slice (``jax.make_array_from_callback``); an array spread over several hosts is resharded by a
+    compiled copy, which is how every host gets a value that no single host held.
+    """
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return _resharder(sharding)(x)
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
 def shard_rows(x, mesh: Mesh | None, axis: int = 0):
     """``x`` placed with ``axis`` split over the data axis (its length must divide; see :func:`pad_rows`).
 
@@ -80,14 +107,23 @@ def shard_rows(x, mesh: Mesh | None, axis: int = 0):
     """
     if mesh is None:
         return jnp.asarray(x)
-    return jax.device_put(x, NamedSharding(mesh, data_spec(axis)))
+    return place(x, NamedSharding(mesh, data_spec(axis)))
 
 
 def replicate(tree, mesh: Mesh | None):
     """Every leaf of ``tree`` copied whole onto every device of ``mesh`` (unchanged without a mesh)."""
     if mesh is None:
         return tree
-    return jax.device_put(tree, NamedSharding(mesh, P()))
+    return jax.tree.map(lambda x: place(x, NamedSharding(mesh, P())), tree)
+
+
+def gather(tree, mesh: Mesh | None):
+    """``tree`` readable on this host: leaves spread over several hosts are replicated, others kept as they are
+    (``np.asarray`` of a leaf works afterwards; a no-op on one host)."""
+    if mesh is None:
+        return tree
+    whole = NamedSharding(mesh, P())
+    return jax.tree.map(lambda x: x if x.is_fully_addressable else _resharder(whole)(x), tree)
 
 
 def constrain_rows(x: jax.Array, mesh: Mesh | None, axis: int = 0) -> jax.Array:
@@ -95,6 +131,13 @@ def constrain_rows(x: jax.Array, mesh: Mesh | None, axis: int = 0) -> jax.Array:
     if mesh is None:
         return x
     return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, data_spec(axis)))
+
+
+def constrain_whole(x: jax.Array, mesh: Mesh | None) -> jax.Array:
+    """Inside ``jax.jit``: ask for ``x`` whole on every device (small results every host reads)."""
+    if mesh is None:
+        return x
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P()))
 
 
 def _split(size: int, parts: int) -> bool:
@@ -152,7 +195,7 @@ def shard_params(config: ModelConfig, params: dict, mesh: Mesh | None) -> dict:
     """
     if mesh is None:
         return params
-    return jax.device_put(params, param_shardings(config, params, mesh))
+    return jax.tree.map(place, params, param_shardings(config, params, mesh))
 
 
 def shard_model(model, mesh: Mesh | None):
@@ -179,4 +222,4 @@ def clean_states(config: ModelConfig, params: dict, windows, mesh: Mesh | None =
     n = len(windows)
     tokens = shard_rows(pad_rows(windows, padded_size(n, mesh)), mesh)
     hidden = forward(config, params, tokens, return_hidden=True)[1]
-    return replicate(hidden[:, :n], mesh)
+    return _resharder(NamedSharding(mesh, P()))(hidden[:, :n])

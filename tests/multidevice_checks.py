@@ -41,6 +41,7 @@ def test_mesh_shapes_and_errors():
     mesh = sharding.make_mesh(8, model=2)
     assert dict(mesh.shape) == {"data": 4, "model": 2}
     assert sharding.padded_size(5, mesh) == 8 and sharding.padded_size(5, None) == 5
+    assert sharding.device_mesh(1) is None and sharding.device_mesh(0).size == 8  # the CLI's --devices 1 / 0
     with pytest.raises(sharding.RhojaxError, match="model=3"):
         sharding.make_mesh(8, model=3)
     with pytest.raises(sharding.RhojaxError, match="devices=9"):

@@ -30,11 +30,9 @@ MODEL_PARALLEL = typer.Option(1, "--model-parallel", help="Devices that share on
 def placed(model, devices: int, model_parallel: int):
     """``(model, mesh)``: the model placed over a mesh of ``devices`` (see :mod:`rhojax.sharding`), or the
     model unchanged and ``None`` for the single-device default."""
-    from rhojax.sharding import make_mesh, shard_model
+    from rhojax.sharding import device_mesh, shard_model
 
-    if devices == 1 and model_parallel == 1:
-        return model, None
-    mesh = make_mesh(devices, model=model_parallel)
+    mesh = device_mesh(devices, model_parallel)
     return shard_model(model, mesh), mesh
 
 

@@ -20,7 +20,7 @@ from rhojax.errors import NumericalError
 from rhojax.models.config import ModelConfig
 from rhojax.models.faults import locate_nonfinite
 from rhojax.models.transformer import forward, unembed
-from rhojax.sharding import pad_rows, padded_size, shard_rows
+from rhojax.sharding import gather, pad_rows, padded_size, shard_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +87,7 @@ def window_nll_sums(
         batch = windows[start : start + batch_size]
         real = len(batch)
         tokens = shard_rows(pad_rows(batch, batch_size), mesh)
-        sums.append(np.asarray(window_nll(config, params, tokens), np.float64)[:real])
+        sums.append(np.asarray(gather(window_nll(config, params, tokens), mesh), np.float64)[:real])
         if on_batch is not None:
             on_batch(start + real)
     return np.concatenate(sums)

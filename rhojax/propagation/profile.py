@@ -41,7 +41,7 @@ from rhojax.propagation.perturbations import (
     token_norms,
 )
 from rhojax.propagation.stats import mean_ci, per_sample_summary, token_quantiles
-from rhojax.sharding import constrain_rows, padded_size
+from rhojax.sharding import constrain_rows, constrain_whole, padded_size
 
 
 def downstream_amplification(rho: np.ndarray) -> np.ndarray:
@@ -187,7 +187,8 @@ def _profile_arrays(config, blocks, hidden, key, eps, sink, *, samples, linearis
     num = hidden.shape[0] - 1
     xs = (blocks, hidden[:-1], hidden[1:], jnp.arange(num))
     out = jax.lax.map(per_layer, xs, batch_size=layer_batch)
-    return {k: v[:, :samples] if k in PER_SAMPLE else v for k, v in out.items()}  # padded samples dropped
+    out = {k: v[:, :samples] if k in PER_SAMPLE else v for k, v in out.items()}  # padded samples dropped
+    return jax.tree.map(lambda v: constrain_whole(v, mesh), out)
 
 
 def rho_statistics(

@@ -37,7 +37,7 @@ from rhojax.models.config import SITE_KINDS, ModelConfig
 from rhojax.models.transformer import block, block_params, default_positions, forward, unembed
 from rhojax.report.jsonio import append_jsonl, plain, read_jsonl, write_jsonl
 from rhojax.sensitivity.grid import Configuration
-from rhojax.sharding import padded_size, shard_rows
+from rhojax.sharding import gather, padded_size, shard_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +176,7 @@ def run_sweep(
             stop = start + window_batch
             outcome = suffix_outcomes(config, params, layer, site_blocks, reference.hidden[layer, start:stop],
                                       reference.hidden[-1, start:stop], jnp.asarray(reference.tokens[start:stop]))
+            outcome = gather(outcome, mesh)
             nll.append(np.asarray(outcome[0], np.float64))
             err_sq.append(np.asarray(outcome[1], np.float64))
         nll_all, err_all = np.concatenate(nll, axis=1), np.concatenate(err_sq, axis=1)
