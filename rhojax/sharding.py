@@ -24,7 +24,8 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.experimental import mesh_utils
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from rhojax.errors import RhojaxError
@@ -38,7 +39,9 @@ def make_mesh(devices: int | None = None, *, model: int = 1) -> Mesh:
     """A ``(devices // model, model)`` mesh with axes ``("data", "model")`` over the first ``devices`` devices.
 
     ``devices`` None or 0 takes every visible device (every host's, after ``jax.distributed.initialize``).
-    The axes are ``Auto``: ``jax.jit`` propagates the shardings of its inputs through the computation.
+    The axes are ``Auto`` (the default of :class:`jax.sharding.Mesh` in every JAX version rhojax supports):
+    ``jax.jit`` propagates the shardings of its inputs through the computation. Devices are ordered by
+    ``mesh_utils.create_device_mesh`` (the physical topology on TPUs), as ``jax.make_mesh`` does.
     """
     available = jax.devices()
     n = len(available) if not devices else int(devices)
@@ -47,8 +50,7 @@ def make_mesh(devices: int | None = None, *, model: int = 1) -> Mesh:
                           f"({available[0].platform}), or 0 for all of them")
     if model < 1 or n % model:
         raise RhojaxError(f"model={model}: the model axis must divide devices={n}")
-    return jax.make_mesh((n // model, model), (DATA, MODEL), axis_types=(AxisType.Auto, AxisType.Auto),
-                         devices=available[:n])
+    return Mesh(mesh_utils.create_device_mesh((n // model, model), devices=available[:n]), (DATA, MODEL))
 
 
 def device_mesh(devices: int = 1, model: int = 1) -> Mesh | None:
