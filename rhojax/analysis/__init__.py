@@ -6,6 +6,6 @@ self-contained ``report.html``.
 """
 
 from rhojax.analysis.budgets import BUDGETS, AnalysisSettings, budget_settings
-from rhojax.analysis.job import STEPS, run_analysis
+from rhojax.analysis.job import STEPS, STUDIES, run_analysis
 
-__all__ = ["BUDGETS", "STEPS", "AnalysisSettings", "budget_settings", "run_analysis"]
+__all__ = ["BUDGETS", "STEPS", "STUDIES", "AnalysisSettings", "budget_settings", "run_analysis"]

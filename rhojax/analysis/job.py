@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from jax.sharding import Mesh
 
 from rhojax.analysis.answer import build_answer
 from rhojax.analysis.budgets import AnalysisSettings
 from rhojax.analysis.sections import SECTIONS
 from rhojax.bounds.study import run_bounds_study
 from rhojax.depth.study import run_depth_study
+from rhojax.errors import RhojaxError
 from rhojax.eval.perplexity_study import run_perplexity_study
 from rhojax.eval.study import run_eval_study
 from rhojax.io.resolve import describe
@@ -39,7 +42,10 @@ SCHEMA_VERSION = 1
 
 @dataclasses.dataclass(frozen=True)
 class Step:
-    """One study of the main job: ``run(model, run_folder, settings, progress) -> summary``."""
+    """One study of the main job: ``run(model, run_folder, settings, progress, mesh) -> summary``.
+
+    ``mesh`` (None: one device) is passed to the studies that split their work over devices; the others
+    run on the model as placed."""
 
     name: str
     title: str
@@ -48,45 +54,68 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("perplexity", "Perplexity", lambda m, run, s, p: run_perplexity_study(m, s, progress=p)),
-    Step("profile", "Contraction profile", lambda m, run, s, p: run_profile_study(m, run, s, progress=p),
+    Step("perplexity", "Perplexity", lambda m, run, s, p, mesh: run_perplexity_study(m, s, progress=p, mesh=mesh)),
+    Step("profile", "Contraction profile", lambda m, run, s, p, mesh: run_profile_study(m, run, s, progress=p,
+                                                                                        mesh=mesh),
          draw_profile_figures),
-    Step("sensitivity", "Sensitivity map", lambda m, run, s, p: run_sweep_study(m, run, s, progress=p),
+    Step("sensitivity", "Sensitivity map", lambda m, run, s, p, mesh: run_sweep_study(m, run, s, progress=p,
+                                                                                      mesh=mesh),
          draw_sweep_figures),
-    Step("eval", "Zero-shot accuracy", lambda m, run, s, p: run_eval_study(m, run, s, progress=p)),
+    Step("eval", "Zero-shot accuracy", lambda m, run, s, p, mesh: run_eval_study(m, run, s, progress=p)),
     # the site bounds are ranked against the sensitivity map measured by the step before
-    Step("bounds", "Formal bounds", lambda m, run, s, p: run_bounds_study(
+    Step("bounds", "Formal bounds", lambda m, run, s, p, mesh: run_bounds_study(
         m, run, s, progress=p, sweep=read_jsonl(run.path.parent / "sensitivity" / RESULTS))),
-    Step("depth", "Depth pruning and allocation", lambda m, run, s, p: run_depth_study(m, run, s, progress=p),
+    Step("depth", "Depth pruning and allocation", lambda m, run, s, p, mesh: run_depth_study(m, run, s, progress=p),
          draw_depth_figures),
-    Step("structure", "Structure", lambda m, run, s, p: run_structure_study(m, run, s, progress=p),
+    Step("structure", "Structure", lambda m, run, s, p, mesh: run_structure_study(m, run, s, progress=p),
          draw_structure_figures),
 )
+#: Every study of the main job, in order.
+STUDIES: tuple[str, ...] = tuple(step.name for step in STEPS)
+#: Studies that read another study's results: each needs the ones listed (run before it).
+REQUIRES: dict[str, tuple[str, ...]] = {"bounds": ("sensitivity",)}
+
+
+def check_studies(studies) -> tuple[str, ...]:
+    """``studies`` in job order, checked: known names, and every study a chosen one reads is chosen too."""
+    chosen = tuple(studies)
+    for name in chosen:
+        if name not in STUDIES:
+            raise RhojaxError(f"study {name!r}: choose from {', '.join(STUDIES)}")
+        missing = [r for r in REQUIRES.get(name, ()) if r not in chosen]
+        if missing:
+            raise RhojaxError(f"study {name!r} reads the results of {', '.join(missing)}: add it to studies")
+    return tuple(s for s in STUDIES if s in chosen)
 
 
 def run_analysis(model, out: str | Path, settings: AnalysisSettings, *, budget: str = "custom",
                  progress: Progress = SILENT, on_step: Callable[[int, int, str], None] | None = None,
-                 load_seconds: float = 0.0) -> dict:
-    """Run every study of ``settings`` on ``model`` into ``out`` and write ``report.json`` / ``report.html``.
+                 studies: Sequence[str] = STUDIES, mesh: Mesh | None = None, load_seconds: float = 0.0) -> dict:
+    """Run the ``studies`` (default: every study) of ``settings`` on ``model`` into ``out`` and write
+    ``report.json`` / ``report.html``.
 
     Returns the report (plain JSON data). A rerun with the same settings resumes: finished studies are
     read back, the interrupted one continues from its parts. ``on_step(i, n, name)`` announces steps.
-    ``timings`` holds each step's seconds, ``load`` (the caller's ``load_seconds``: reading and
-    dequantising the model) and ``total_seconds``: load plus everything this call did up to the report.
+    ``mesh`` (:func:`rhojax.sharding.make_mesh`) splits the perplexity, profile and sweep over devices;
+    place the params first with :func:`rhojax.sharding.shard_model`. ``timings`` holds each step's
+    seconds, ``load`` (the caller's ``load_seconds``: reading and dequantising the model) and
+    ``total_seconds``: load plus everything this call did up to the report.
     """
     from rhojax.report.html import write_html
 
     job_started = time.perf_counter()
     root = RunFolder.open(out, {**run_identity(model, settings), "budget": budget})
+    chosen = check_studies(studies)
+    steps = [step for step in STEPS if step.name in chosen]
     summaries, timings, figures = {}, {"load": round(load_seconds, 1)}, {}
-    for i, step in enumerate(STEPS, 1):
+    for i, step in enumerate(steps, 1):
         if on_step is not None:
-            on_step(i, len(STEPS), step.name)
+            on_step(i, len(steps), step.name)
         study_settings = getattr(settings, step.name)
         sub = root.sub(step.name, run_identity(model, study_settings))
         started = time.perf_counter()
         summaries[step.name] = sub.part("summary", lambda step=step, sub=sub, s=study_settings:
-                                        step.run(model, sub, s, progress))
+                                        step.run(model, sub, s, progress, mesh))
         timings[step.name] = round(time.perf_counter() - started, 1)
         if step.draw is not None:
             drawn = step.draw(sub.path, {"model": model.spec, **summaries[step.name]})

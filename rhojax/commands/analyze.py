@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from rhojax.analysis import BUDGETS, budget_settings, run_analysis
-from rhojax.commands.common import DTYPE, MODEL, console, guarded, progress
+from rhojax.commands.common import DEVICES, DTYPE, MODEL, MODEL_PARALLEL, console, guarded, placed, progress
 from rhojax.io.resolve import load_model
 
 
@@ -19,15 +19,17 @@ def analyze(
     budget: str = typer.Option("quick", "--budget", help=f"Token budgets, items and levels: {', '.join(BUDGETS)}."),
     text: str | None = typer.Option(None, "--text", help="Read this corpus or file instead of wiki in every study."),
     dtype: str = DTYPE,
+    devices: int = DEVICES,
+    model_parallel: int = MODEL_PARALLEL,
 ) -> None:
     """Run every study on MODEL and write report.json and report.html to --out; rerun the same command to resume."""
     settings = budget_settings(budget, text)
     started = time.perf_counter()
-    loaded = load_model(model, dtype=dtype)
+    loaded, mesh = placed(load_model(model, dtype=dtype), devices, model_parallel)
     load_seconds = time.perf_counter() - started
     console.print(f"{model}: {loaded.config.num_layers} layers, budget {budget} -> {out}")
     report = run_analysis(loaded, out, settings, budget=budget, progress=progress(),
-                          on_step=lambda i, n, name: console.rule(f"[{i}/{n}] {name}"),
+                          on_step=lambda i, n, name: console.rule(f"[{i}/{n}] {name}"), mesh=mesh,
                           load_seconds=load_seconds)
     console.print(f"done in {report['timings']['total_seconds']:.0f} s (this run, load included): "
                   f"{Path(out) / 'report.html'} and report.json")

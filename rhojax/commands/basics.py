@@ -7,7 +7,18 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from rhojax.commands.common import DTYPE, MODEL, console, guarded, output_dir, progress, run_metadata
+from rhojax.commands.common import (
+    DEVICES,
+    DTYPE,
+    MODEL,
+    MODEL_PARALLEL,
+    console,
+    guarded,
+    output_dir,
+    placed,
+    progress,
+    run_metadata,
+)
 from rhojax.commands.options import with_settings
 from rhojax.eval.perplexity_study import PerplexitySettings, run_perplexity_study
 from rhojax.io.resolve import describe, load_model
@@ -35,11 +46,13 @@ def ppl(
     model: str = MODEL,
     dtype: str = DTYPE,
     out: Path | None = typer.Option(None, "--out", help="Folder for ppl.json."),
+    devices: int = DEVICES,
+    model_parallel: int = MODEL_PARALLEL,
     settings: PerplexitySettings = PerplexitySettings(),
 ) -> None:
     """Perplexity of MODEL on the evaluation split (or --text FILE), [BOS] + (seq-len - 1)-token windows."""
-    loaded = load_model(model, dtype=dtype)
-    result = run_perplexity_study(loaded, settings, progress=progress())
+    loaded, mesh = placed(load_model(model, dtype=dtype), devices, model_parallel)
+    result = run_perplexity_study(loaded, settings, progress=progress(), mesh=mesh)
     lo, hi = result["ci"]
     console.print(
         f"perplexity {result['perplexity']:.4f} [95% {lo:.4f}, {hi:.4f}] on {result['scored_tokens']} scored tokens "

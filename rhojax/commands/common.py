@@ -21,6 +21,19 @@ console = Console(stderr=True)
 MODEL = typer.Argument(..., help="Packaged name (smollm2-135m), a local Hugging Face folder, or a .gguf file.")
 TEXT = typer.Option("wiki", "--text", help="wiki, lambada, news, or a path to a UTF-8 text file.")
 DTYPE = typer.Option("float32", "--dtype", help="float32 or bfloat16.")
+DEVICES = typer.Option(1, "--devices", help="Devices to split the work over: 1 (default) runs on one device, "
+                       "0 on every visible device (every host's after jax.distributed.initialize).")
+MODEL_PARALLEL = typer.Option(1, "--model-parallel", help="Devices that share one copy of the weights "
+                              "(tensor-parallel, for a model larger than one device); must divide --devices.")
+
+
+def placed(model, devices: int, model_parallel: int):
+    """``(model, mesh)``: the model placed over a mesh of ``devices`` (see :mod:`rhojax.sharding`), or the
+    model unchanged and ``None`` for the single-device default."""
+    from rhojax.sharding import device_mesh, shard_model
+
+    mesh = device_mesh(devices, model_parallel)
+    return shard_model(model, mesh), mesh
 
 
 def guarded(fn: Callable) -> Callable:

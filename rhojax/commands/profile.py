@@ -6,7 +6,18 @@ from pathlib import Path
 
 import typer
 
-from rhojax.commands.common import DTYPE, MODEL, console, guarded, open_run, progress, save_summary
+from rhojax.commands.common import (
+    DEVICES,
+    DTYPE,
+    MODEL,
+    MODEL_PARALLEL,
+    console,
+    guarded,
+    open_run,
+    placed,
+    progress,
+    save_summary,
+)
 from rhojax.commands.options import with_settings
 from rhojax.io.resolve import load_model
 from rhojax.propagation.study import ProfileSettings, run_profile_study
@@ -19,12 +30,15 @@ def profile(
     model: str = MODEL,
     out: Path = typer.Option(..., "--out", help="Run folder (profile.json, PNG figures, parts/ for resuming)."),
     dtype: str = DTYPE,
+    devices: int = DEVICES,
+    model_parallel: int = MODEL_PARALLEL,
     settings: ProfileSettings = ProfileSettings(),
 ) -> None:
     """Contraction profile of MODEL: rho, alpha/beta, V_t, Jacobian gains, drift, post-compression, absorption."""
-    loaded = load_model(model, dtype=dtype)
+    loaded, mesh = placed(load_model(model, dtype=dtype), devices, model_parallel)
     run = open_run(out, loaded, settings)
-    summary = save_summary(run, "profile.json", loaded, run_profile_study(loaded, run, settings, progress=progress()),
+    summary = save_summary(run, "profile.json", loaded,
+                           run_profile_study(loaded, run, settings, progress=progress(), mesh=mesh),
                            propagation_figures.draw_profile_figures)
     c = summary["drift"]["correlation"]
     console.print(f"predicted vs measured drift: Spearman {c['spearman']:.3f} "

@@ -6,7 +6,18 @@ from pathlib import Path
 
 import typer
 
-from rhojax.commands.common import DTYPE, MODEL, console, guarded, open_run, progress, save_summary
+from rhojax.commands.common import (
+    DEVICES,
+    DTYPE,
+    MODEL,
+    MODEL_PARALLEL,
+    console,
+    guarded,
+    open_run,
+    placed,
+    progress,
+    save_summary,
+)
 from rhojax.commands.options import with_settings
 from rhojax.data.corpora import is_builtin
 from rhojax.io.resolve import load_model
@@ -23,6 +34,8 @@ def sweep(
     out: Path = typer.Option(..., "--out", help="Run folder (sweep.jsonl, summary.json, PNG figures)."),
     compare: Path | None = typer.Option(None, "--compare", help="Another sweep folder: Kendall tau of kinds."),
     dtype: str = DTYPE,
+    devices: int = DEVICES,
+    model_parallel: int = MODEL_PARALLEL,
     settings: SweepSettings = SweepSettings(),
 ) -> None:
     """Per-matrix sensitivity map of MODEL: compress one (layer, kind) at a time, everything else dense.
@@ -31,13 +44,13 @@ def sweep(
     as it goes; rerunning with the same arguments resumes.
     """
     settings.method_levels()  # fail fast, before loading the model
-    loaded = load_model(model, dtype=dtype)
+    loaded, mesh = placed(load_model(model, dtype=dtype), devices, model_parallel)
     if not is_builtin(settings.text) and settings.text == settings.calib_text:
         console.print(f"note: --text and --calib-text are the same file {settings.text}: calibration and "
                       "evaluation overlap")
     run = open_run(out, loaded, settings)
-    summary = save_summary(run, "summary.json", loaded, run_sweep_study(loaded, run, settings, progress=progress()),
-                           draw_sweep_figures)
+    summary = save_summary(run, "summary.json", loaded,
+                           run_sweep_study(loaded, run, settings, progress=progress(), mesh=mesh), draw_sweep_figures)
     console.print(f"dense perplexity {summary['dense_ppl']:.4f} on {summary['scored_tokens']} scored tokens")
     for label, m in summary["maps"].items():
         order = " > ".join(h["kind"] for h in m["hierarchy"])

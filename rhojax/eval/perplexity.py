@@ -14,11 +14,13 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from rhojax.errors import NumericalError
 from rhojax.models.config import ModelConfig
 from rhojax.models.faults import locate_nonfinite
 from rhojax.models.transformer import forward, unembed
+from rhojax.sharding import gather, pad_rows, padded_size, shard_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,21 +71,23 @@ def window_nll_sums(
     *,
     batch_size: int = 4,
     on_batch: Callable[[int], None] | None = None,
+    mesh: Mesh | None = None,
 ) -> np.ndarray:
     """Summed NLL of each of ``(N, T)`` windows, (N,) float64, ``batch_size`` windows per jitted call.
 
     The last partial batch is padded with copies of the first window so only one shape compiles;
-    padded rows are dropped. ``on_batch(n_windows_done)`` reports progress.
+    padded rows are dropped. ``on_batch(n_windows_done)`` reports progress. With a ``mesh``
+    (:mod:`rhojax.sharding`) each batch, rounded up to a multiple of the data axis, is split over it.
     """
     windows = np.asarray(windows, dtype=np.int32)
     n = len(windows)
+    batch_size = padded_size(batch_size, mesh)
     sums = []
     for start in range(0, n, batch_size):
         batch = windows[start : start + batch_size]
         real = len(batch)
-        if real < batch_size:
-            batch = np.concatenate([batch, np.repeat(windows[:1], batch_size - real, axis=0)])
-        sums.append(np.asarray(window_nll(config, params, jnp.asarray(batch)), np.float64)[:real])
+        tokens = shard_rows(pad_rows(batch, batch_size), mesh)
+        sums.append(np.asarray(gather(window_nll(config, params, tokens), mesh), np.float64)[:real])
         if on_batch is not None:
             on_batch(start + real)
     return np.concatenate(sums)
@@ -96,6 +100,7 @@ def perplexity(
     *,
     batch_size: int = 4,
     on_batch: Callable[[int], None] | None = None,
+    mesh: Mesh | None = None,
 ) -> PerplexityResult:
     """Perplexity of ``(N, T)`` windows (see :func:`window_nll_sums` for batching and progress).
 
@@ -103,7 +108,7 @@ def perplexity(
     the first NaN/Inf arose (:func:`rhojax.models.locate_nonfinite`); nothing is averaged over it.
     """
     windows = np.asarray(windows, dtype=np.int32)
-    nll = window_nll_sums(config, params, windows, batch_size=batch_size, on_batch=on_batch)
+    nll = window_nll_sums(config, params, windows, batch_size=batch_size, on_batch=on_batch, mesh=mesh)
     bad = np.flatnonzero(~np.isfinite(nll))
     if bad.size:
         fault = locate_nonfinite(config, params, windows[bad[:1]])

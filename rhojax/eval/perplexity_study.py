@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from jax.sharding import Mesh
 
 from rhojax.data.windows import DEFAULT_SEQ_LEN, corpus_windows
 from rhojax.eval.intervals import perplexity_ci
@@ -30,13 +31,14 @@ class PerplexitySettings:
 
 
 def run_perplexity_study(model, settings: PerplexitySettings = PerplexitySettings(), *,
-                         progress: Progress = SILENT) -> dict:
+                         progress: Progress = SILENT, mesh: Mesh | None = None) -> dict:
     """Perplexity of ``model`` on the evaluation split of ``settings.text``, with a 95% interval and the
-    summed NLL of every window (for paired comparisons)."""
+    summed NLL of every window (for paired comparisons). ``mesh`` splits each batch of windows over devices."""
     s = settings
     windows = corpus_windows(model.tokenizer, s.text, "evaluation", s.tokens, s.seq_len)
     with progress.stage(f"perplexity ({len(windows)} x {s.seq_len} tokens)", len(windows)) as update:
-        nll = window_nll_sums(model.config, model.params, windows, batch_size=s.batch_size, on_batch=update)
+        nll = window_nll_sums(model.config, model.params, windows, batch_size=s.batch_size, on_batch=update,
+                              mesh=mesh)
     result = perplexity_from_nll(nll, s.seq_len)
     lo, hi = perplexity_ci(nll, s.seq_len - 1, boots=s.boots, seed=s.seed)
     return {"settings": dataclasses.asdict(s), **result.to_dict(), "ci": [lo, hi], "window_nll": np.asarray(nll)}

@@ -14,7 +14,9 @@ The linearised limit replaces ``e_{t+1}`` by the Jacobian-vector product ``J_t e
 All layers are processed in one jitted ``lax.map`` over the stacked block params and the cached
 states (``layer_batch`` layers vmapped at a time); the K samples are batched. Both versions share one
 block call of 2K perturbed copies; ``versions=("aggregate",)`` or ``("tokenwise",)`` runs K copies
-and leaves the other version's fields None, so a caller who needs one version pays for one.
+and leaves the other version's fields None, so a caller who needs one version pays for one. With a
+``mesh`` (:mod:`rhojax.sharding`) the samples are split over its data axis, K padded to a multiple of
+it and the padded samples dropped: every kept sample sees the same direction as on one device.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from rhojax.checks import assert_finite
 from rhojax.errors import RhojaxError
@@ -40,6 +43,7 @@ from rhojax.propagation.perturbations import (
     token_norms,
 )
 from rhojax.propagation.stats import mean_ci, per_sample_summary, token_quantiles
+from rhojax.sharding import constrain_rows, constrain_whole, padded_size
 
 
 def downstream_amplification(rho: np.ndarray) -> np.ndarray:
@@ -148,18 +152,25 @@ class RhoProfile:
         return out
 
 
+#: The (K,) statistics of :func:`layer_statistics` (one value per perturbation sample).
+PER_SAMPLE = frozenset({"beta", "token_rho_mean", "token_rho_median", "sink_rho", "beta_linear"})
+
+
 def layer_statistics(f, h_in: jax.Array, h_out: jax.Array, g: jax.Array, eps, sink: jax.Array, *,
-                     linearised: bool, versions: tuple[str, ...] = VERSIONS) -> dict:
+                     linearised: bool, versions: tuple[str, ...] = VERSIONS, kept_samples: int | None = None,
+                     spread=lambda x: x) -> dict:
     """Statistics of one layer ``f`` (clean ``h_out = f(h_in)``) for directions ``g`` (K, N, T, D).
 
     Returns alpha (scalar); for the aggregate version beta (K,); for the token-wise version
-    token_alpha (scalar), token_rho_mean/median and sink_rho (K,) and token_rho (N, T) (mean over
-    samples); if ``linearised``, beta_linear (K,). One call of ``f`` on the K copies of each version.
+    token_alpha (scalar), token_rho_mean/median and sink_rho (K,) and token_rho (N, T) (mean over the
+    first ``kept_samples`` samples, default all); if ``linearised``, beta_linear (K,). One call of ``f``
+    on the K copies of each version. ``spread(x)`` places a stacked batch of perturbed states (leading
+    sample axis) before ``f`` runs on it (:func:`rhojax.sharding.constrain_rows`; default: as it is).
     """
     samples = g.shape[0]
     scale = {"aggregate": scale_aggregate, "tokenwise": scale_tokenwise}
     e = {v: scale[v](g, h_in, eps) for v in versions}
-    d = f(h_in + jnp.concatenate([e[v] for v in versions])) - h_out
+    d = f(spread(h_in + jnp.concatenate([e[v] for v in versions]))) - h_out
     d = {v: d[i * samples:(i + 1) * samples] for i, v in enumerate(versions)}
     out = {"alpha": frobenius(h_out) / frobenius(h_in)}
     if "aggregate" in versions:
@@ -173,28 +184,32 @@ def layer_statistics(f, h_in: jax.Array, h_out: jax.Array, g: jax.Array, eps, si
             "token_rho_mean": jnp.nanmean(kept, axis=(1, 2)),
             "token_rho_median": jnp.nanmedian(kept.reshape(samples, -1), axis=1),
             "sink_rho": jnp.nanmean(jnp.where(sink, tok_rho, jnp.nan), axis=(1, 2)),
-            "token_rho": tok_rho.mean(axis=0),
+            "token_rho": tok_rho[:kept_samples].mean(axis=0),
         }
     if linearised:
-        unit = scale_aggregate(g, h_in, 1.0)
+        unit = spread(scale_aggregate(g, h_in, 1.0))
         jv = jax.vmap(lambda t: jax.jvp(f, (h_in,), (t,))[1])(unit)
         out["beta_linear"] = frobenius(jv) / frobenius(unit)
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("config", "samples", "linearised", "layer_batch", "versions"))
-def _profile_arrays(config, blocks, hidden, key, eps, sink, *, samples, linearised, layer_batch, versions):
+@functools.partial(jax.jit, static_argnames=("config", "samples", "linearised", "layer_batch", "versions", "mesh"))
+def _profile_arrays(config, blocks, hidden, key, eps, sink, *, samples, linearised, layer_batch, versions, mesh):
     positions = jnp.arange(hidden.shape[-2], dtype=jnp.int32)
+    padded = padded_size(samples, mesh)
 
     def per_layer(xs):
         p, h_in, h_out, layer = xs
-        g = directions(key, layer, samples, h_in.shape)
+        g = directions(key, layer, padded, h_in.shape)
         return layer_statistics(lambda x: block(config, p, x, positions), h_in, h_out, g, eps, sink,
-                                linearised=linearised, versions=versions)
+                                linearised=linearised, versions=versions, kept_samples=samples,
+                                spread=lambda x: constrain_rows(x, mesh))
 
     num = hidden.shape[0] - 1
     xs = (blocks, hidden[:-1], hidden[1:], jnp.arange(num))
-    return jax.lax.map(per_layer, xs, batch_size=layer_batch)
+    out = jax.lax.map(per_layer, xs, batch_size=layer_batch)
+    out = {k: v[:, :samples] if k in PER_SAMPLE else v for k, v in out.items()}  # padded samples dropped
+    return jax.tree.map(lambda v: constrain_whole(v, mesh), out)
 
 
 def rho_statistics(
@@ -209,6 +224,7 @@ def rho_statistics(
     sink_positions: tuple[int, ...] = (0,),
     layer_batch: int = 1,
     versions: tuple[str, ...] = VERSIONS,
+    mesh: Mesh | None = None,
 ) -> RhoProfile:
     """The traceable core of :func:`rho_profile`: the same :class:`RhoProfile` with ``jax.Array`` fields.
 
@@ -221,7 +237,7 @@ def rho_statistics(
     sink = sink_mask(hidden.shape[-2], sink_positions)
     a = _profile_arrays(
         config, params["blocks"], hidden, key, eps, sink,
-        samples=samples, linearised=linearised, layer_batch=layer_batch, versions=versions,
+        samples=samples, linearised=linearised, layer_batch=layer_batch, versions=versions, mesh=mesh,
     )
     return RhoProfile(
         eps=eps,
@@ -246,6 +262,7 @@ def rho_profile(
     sink_positions: tuple[int, ...] = (0,),
     layer_batch: int = 1,
     versions: tuple[str, ...] = VERSIONS,
+    mesh: Mesh | None = None,
 ) -> RhoProfile:
     """alpha_t, beta_t and rho_t of every layer for K Gaussian perturbations of relative size ``eps``.
 
@@ -254,12 +271,14 @@ def rho_profile(
     ``layer_batch`` layers are vmapped per step of the ``lax.map`` over layers (1: a scan). ``versions``
     (aggregate, tokenwise or both) says which statistics to compute; the other version's fields are None.
     Fields are float64 NumPy arrays (``eps`` a float); :func:`rho_statistics` is the traceable version.
+    With a ``mesh`` (:func:`rhojax.sharding.make_mesh`) the samples are split over its data axis.
     """
     chex.assert_rank(hidden, 4)
     chex.assert_axis_dimension(hidden, -1, config.hidden_size)
     chex.assert_axis_dimension(hidden, 0, params["blocks"]["attn_norm"]["scale"].shape[0] + 1)
     profile = rho_statistics(config, params, hidden, key, eps=eps, samples=samples, linearised=linearised,
-                             sink_positions=sink_positions, layer_batch=layer_batch, versions=versions)
+                             sink_positions=sink_positions, layer_batch=layer_batch, versions=versions,
+                             mesh=mesh)
     arrays = {f.name: getattr(profile, f.name) for f in dataclasses.fields(profile)}
     arrays = {k: None if v is None else np.asarray(v, np.float64) for k, v in arrays.items()}
     main = "beta" if arrays["beta"] is not None else "token_rho_mean"

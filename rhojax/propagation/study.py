@@ -14,12 +14,12 @@ from collections.abc import Callable
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
 from rhojax.compress.magnitude import magnitude_prune
 from rhojax.compress.model import compress_sites
 from rhojax.data.corpora import statistics_split
 from rhojax.data.windows import DEFAULT_SEQ_LEN, corpus_windows
-from rhojax.models.transformer import forward
 from rhojax.progress import SILENT, Progress
 from rhojax.propagation.absorption import absorption_from_drift
 from rhojax.propagation.compression import compression_drift, compression_profile
@@ -29,6 +29,7 @@ from rhojax.propagation.jacobian import jacobian_gain
 from rhojax.propagation.profile import lyapunov_trajectory, rho_profile
 from rhojax.runs import RunFolder
 from rhojax.settings import setting
+from rhojax.sharding import clean_states
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +67,11 @@ def predicted_drift(eps: float, rho: np.ndarray) -> np.ndarray:
 
 
 def run_profile_study(model, run: RunFolder, settings: ProfileSettings = ProfileSettings(), *,
-                      progress: Progress = SILENT) -> dict:
-    """Run (or resume) the contraction profile of ``model`` in ``run``; return the summary."""
+                      progress: Progress = SILENT, mesh: Mesh | None = None) -> dict:
+    """Run (or resume) the contraction profile of ``model`` in ``run``; return the summary.
+
+    ``mesh`` splits the clean forward passes by windows and the rho profiles by samples over devices
+    (:mod:`rhojax.sharding`); the other stages run on every device of the mesh as placed."""
     s = settings
     absorption_eps = tuple(sorted(set(s.absorption_eps) | {s.eps}))
     split = statistics_split(s.text)
@@ -79,10 +83,10 @@ def run_profile_study(model, run: RunFolder, settings: ProfileSettings = Profile
     key = jax.random.key(s.seed)
     keys = {name: jax.random.fold_in(key, i) for i, name in enumerate(["profile", "jacobian", "compressed"])}
     with progress.stage("contraction profile: clean states, dense and pruned", 2) as update:
-        _, hidden = forward(config, params, windows, return_hidden=True)
+        hidden = clean_states(config, params, windows, mesh)
         update(1)
         compressed = compress_sites(params, lambda w, t, kind: magnitude_prune(w, s.sparsity), config.site_kinds)
-        _, hidden_c = forward(config, compressed, windows, return_hidden=True)
+        hidden_c = clean_states(config, compressed, windows, mesh)
         update(2)
 
     stages = 2 + len(s.sweep_eps) + 2 * len(absorption_eps) + 4
@@ -98,11 +102,11 @@ def run_profile_study(model, run: RunFolder, settings: ProfileSettings = Profile
             return lambda n: update(base + n)
 
         prof = run.part("profile", lambda: rho_profile(config, params, hidden, keys["profile"], eps=s.eps,
-                                                       samples=s.samples).to_dict())
+                                                       samples=s.samples, mesh=mesh).to_dict())
         step()
         sweep = [run.part(f"sweep_{e:g}", lambda e=e: rho_profile(
-            config, params, hidden, keys["profile"], eps=e, samples=s.sweep_samples, linearised=False).to_dict())
-            for e in s.sweep_eps]
+            config, params, hidden, keys["profile"], eps=e, samples=s.sweep_samples, linearised=False,
+            mesh=mesh).to_dict()) for e in s.sweep_eps]
         step(len(s.sweep_eps) * L)
         gain = run.part("jacobian", lambda: jacobian_gain(config, params, hidden[:, :n_jac], keys["jacobian"],
                                                           iterations=s.jacobian_iterations).to_dict())
@@ -123,7 +127,7 @@ def run_profile_study(model, run: RunFolder, settings: ProfileSettings = Profile
         step()
         prof_c = run.part("compressed_profile", lambda: rho_profile(
             config, compressed, hidden_c, keys["compressed"], eps=s.eps, samples=s.samples,
-            linearised=False).to_dict())
+            linearised=False, mesh=mesh).to_dict())
         step()
         drift_c = _drift_from(run.part("compressed_drift", lambda b=done: _drift_dict(injection_drift(
             config, compressed, hidden_c[:, :n_drift], keys["compressed"], eps=s.eps, samples=s.drift_samples,

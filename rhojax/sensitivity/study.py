@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+from jax.sharding import Mesh
 
 from rhojax.compress import NEEDS_HESSIAN, NEEDS_INPUT_NORM, calibration_stats
 from rhojax.data.corpora import statistics_split
@@ -83,8 +84,9 @@ def summarize(records: Sequence[dict], dense_nll: np.ndarray, tokens_per_window:
 
 
 def run_sweep_study(model, run: RunFolder, settings: SweepSettings = SweepSettings(), *,
-                    progress: Progress = SILENT) -> dict:
-    """Run (or resume) the sensitivity sweep of ``model`` in ``run``; return the summary."""
+                    progress: Progress = SILENT, mesh: Mesh | None = None) -> dict:
+    """Run (or resume) the sensitivity sweep of ``model`` in ``run``; return the summary. ``mesh`` spreads
+    the sites of each batch over devices (:func:`rhojax.sensitivity.sweep.run_sweep`)."""
     s = settings
     config = model.config
     method_levels = s.method_levels()
@@ -100,7 +102,7 @@ def run_sweep_study(model, run: RunFolder, settings: SweepSettings = SweepSettin
     with progress.stage(f"sensitivity sweep ({len(grid)} configurations)", len(grid)) as update:
         records, reference = run_sweep(config, model.params, eval_windows, grid, run.file(RESULTS),
                                        calibration=calibration, seed=s.seed, window_batch=s.window_batch,
-                                       config_batch=s.config_batch, on_record=update)
+                                       config_batch=s.config_batch, on_record=update, mesh=mesh)
     kinds = config.site_kinds if not s.kinds else tuple(s.kinds)
     tokens_per_window = eval_windows.shape[1] - 1
 

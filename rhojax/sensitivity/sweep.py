@@ -9,7 +9,9 @@ blocks ``t+1..L-1`` (a ``fori_loop``, so one compilation serves every layer), an
   (BOS included), token-wise mean and median of ``||h'_L - h_L|| / ||h_L||`` over non-BOS tokens,
   and the BOS position's own ratio (docs/definitions.md#attention-sinks-aggregate-and-token-wise-statistics).
 
-Configurations of one layer are batched with ``vmap`` (``config_batch`` at a time). Records are
+Configurations of one layer are batched with ``vmap`` (``config_batch`` at a time); with a ``mesh``
+(:mod:`rhojax.sharding`) each batch is rounded up to a multiple of its data axis and its sites are
+spread over the devices (a short batch is padded with copies of its first site, dropped). Records are
 appended to a JSON-lines file as each batch finishes; a restarted sweep with the same settings
 skips what is there and recomputes unfinished batches with the same composition, so the file
 it produces is identical to an uninterrupted run's.
@@ -27,6 +29,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 from rhojax.compress import CalibrationStats, compress_matrix
 from rhojax.eval.perplexity import final_state_nll, token_nll
@@ -34,6 +37,7 @@ from rhojax.models.config import SITE_KINDS, ModelConfig
 from rhojax.models.transformer import block, block_params, default_positions, forward, unembed
 from rhojax.report.jsonio import append_jsonl, plain, read_jsonl, write_jsonl
 from rhojax.sensitivity.grid import Configuration
+from rhojax.sharding import gather, padded_size, shard_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +143,7 @@ def run_sweep(
     window_batch: int = 4,
     config_batch: int = 1,
     on_record: Callable[[int], None] | None = None,
+    mesh: Mesh | None = None,
 ) -> tuple[list[dict], DenseReference]:
     """Sweep ``configurations`` on ``eval_windows`` (EVALUATION split), resuming from ``results_path``.
 
@@ -146,7 +151,8 @@ def run_sweep(
     activation-aware SVD need. The caller keeps one results file per set of settings (a
     :class:`~rhojax.runs.RunFolder`). Returns the records in grid order and the dense reference;
     ``on_record(done)`` reports progress. Each record carries ``window_nll``, the summed NLL of
-    every evaluation window, so that intervals can be formed by resampling windows.
+    every evaluation window, so that intervals can be formed by resampling windows. ``mesh`` spreads the
+    sites of a batch over devices (the batch composition, and so the float rounding, follows its size).
     """
     results_path = Path(results_path)
     done = open_results(results_path)
@@ -155,19 +161,22 @@ def run_sweep(
     dense_ppl = reference.perplexity
     scored = reference.tokens.shape[0] * (reference.tokens.shape[1] - 1)
     count = sum(c.key in done for c in configurations)
+    config_batch = padded_size(config_batch, mesh)
     for chunk in _chunks(configurations, config_batch):
         if all(c.key in done for c in chunk):
             continue
         blocks, weight_errors, zero_fractions = zip(
             *(compressed_block(params, c, calibration, seed) for c in chunk), strict=True
         )
-        site_blocks = jax.tree.map(lambda *xs: jnp.stack(xs), *blocks)
+        blocks = blocks + blocks[:1] * (padded_size(len(blocks), mesh) - len(blocks))
+        site_blocks = jax.tree.map(lambda *xs: shard_rows(jnp.stack(xs), mesh), *blocks)
         layer = chunk[0].layer
         nll, err_sq = [], []
         for start in range(0, len(reference.tokens), window_batch):
             stop = start + window_batch
             outcome = suffix_outcomes(config, params, layer, site_blocks, reference.hidden[layer, start:stop],
                                       reference.hidden[-1, start:stop], jnp.asarray(reference.tokens[start:stop]))
+            outcome = gather(outcome, mesh)
             nll.append(np.asarray(outcome[0], np.float64))
             err_sq.append(np.asarray(outcome[1], np.float64))
         nll_all, err_all = np.concatenate(nll, axis=1), np.concatenate(err_sq, axis=1)
