@@ -11,6 +11,7 @@ from rhojax.commands.common import DTYPE, MODEL, console, guarded, output_dir, p
 from rhojax.commands.options import with_settings
 from rhojax.eval.perplexity_study import PerplexitySettings, run_perplexity_study
 from rhojax.io.resolve import describe, load_model
+from rhojax.io.stream import open_model
 from rhojax.report.jsonio import write_json
 
 
@@ -38,7 +39,7 @@ def ppl(
     settings: PerplexitySettings = PerplexitySettings(),
 ) -> None:
     """Perplexity of MODEL on the evaluation split (or --text FILE), [BOS] + (seq-len - 1)-token windows."""
-    loaded = load_model(model, dtype=dtype)
+    loaded = open_model(model, dtype=dtype, stream=settings.stream, memory_budget=settings.memory_budget)
     result = run_perplexity_study(loaded, settings, progress=progress())
     lo, hi = result["ci"]
     console.print(

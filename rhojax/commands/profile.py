@@ -8,7 +8,7 @@ import typer
 
 from rhojax.commands.common import DTYPE, MODEL, console, guarded, open_run, progress, save_summary
 from rhojax.commands.options import with_settings
-from rhojax.io.resolve import load_model
+from rhojax.io.stream import open_model
 from rhojax.propagation.study import ProfileSettings, run_profile_study
 from rhojax.report import propagation_figures
 
@@ -22,11 +22,15 @@ def profile(
     settings: ProfileSettings = ProfileSettings(),
 ) -> None:
     """Contraction profile of MODEL: rho, alpha/beta, V_t, Jacobian gains, drift, post-compression, absorption."""
-    loaded = load_model(model, dtype=dtype)
+    loaded = open_model(model, dtype=dtype, stream=settings.stream, memory_budget=settings.memory_budget)
     run = open_run(out, loaded, settings)
     summary = save_summary(run, "profile.json", loaded, run_profile_study(loaded, run, settings, progress=progress()),
                            propagation_figures.draw_profile_figures)
-    c = summary["drift"]["correlation"]
-    console.print(f"predicted vs measured drift: Spearman {c['spearman']:.3f} "
-                  f"[{c['spearman_ci'][0]:.3f}, {c['spearman_ci'][1]:.3f}] over {summary['layers']} layers")
+    if "streamed" in summary:
+        console.print(f"streamed: rho, the eps sweep and the Jacobian gain over {summary['layers']} layers "
+                      f"(left out: {', '.join(summary['streamed']['omitted'])})")
+    else:
+        c = summary["drift"]["correlation"]
+        console.print(f"predicted vs measured drift: Spearman {c['spearman']:.3f} "
+                      f"[{c['spearman_ci'][0]:.3f}, {c['spearman_ci'][1]:.3f}] over {summary['layers']} layers")
     console.print(f"wrote {run.file('profile.json')} and figures")

@@ -9,7 +9,7 @@ import typer
 from rhojax.commands.common import DTYPE, MODEL, console, guarded, open_run, progress, save_summary
 from rhojax.commands.options import with_settings
 from rhojax.data.corpora import is_builtin
-from rhojax.io.resolve import load_model
+from rhojax.io.stream import open_model
 from rhojax.report.jsonio import read_jsonl
 from rhojax.report.sensitivity_figures import draw_sweep_figures
 from rhojax.sensitivity.study import RESULTS, SweepSettings, run_sweep_study
@@ -31,7 +31,7 @@ def sweep(
     as it goes; rerunning with the same arguments resumes.
     """
     settings.method_levels()  # fail fast, before loading the model
-    loaded = load_model(model, dtype=dtype)
+    loaded = open_model(model, dtype=dtype, stream=settings.stream, memory_budget=settings.memory_budget)
     if not is_builtin(settings.text) and settings.text == settings.calib_text:
         console.print(f"note: --text and --calib-text are the same file {settings.text}: calibration and "
                       "evaluation overlap")

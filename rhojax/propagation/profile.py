@@ -162,19 +162,50 @@ def layer_statistics(f, h_in: jax.Array, h_out: jax.Array, g: jax.Array, eps, si
     return out
 
 
+def layer_profile(config, p, h_in, h_out, key, layer, eps, sink, *, samples, linearised) -> dict:
+    """:func:`layer_statistics` of block ``p`` at layer ``layer`` for the directions of
+    :func:`~rhojax.propagation.perturbations.directions` (the per-layer step of :func:`rho_statistics`)."""
+    positions = jnp.arange(h_in.shape[-2], dtype=jnp.int32)
+    g = directions(key, layer, samples, h_in.shape)
+    return layer_statistics(lambda x: block(config, p, x, positions), h_in, h_out, g, eps, sink,
+                            linearised=linearised)
+
+
 @functools.partial(jax.jit, static_argnames=("config", "samples", "linearised", "layer_batch"))
 def _profile_arrays(config, blocks, hidden, key, eps, sink, *, samples, linearised, layer_batch):
-    positions = jnp.arange(hidden.shape[-2], dtype=jnp.int32)
-
     def per_layer(xs):
         p, h_in, h_out, layer = xs
-        g = directions(key, layer, samples, h_in.shape)
-        return layer_statistics(lambda x: block(config, p, x, positions), h_in, h_out, g, eps, sink,
-                                linearised=linearised)
+        return layer_profile(config, p, h_in, h_out, key, layer, eps, sink, samples=samples, linearised=linearised)
 
     num = hidden.shape[0] - 1
     xs = (blocks, hidden[:-1], hidden[1:], jnp.arange(num))
     return jax.lax.map(per_layer, xs, batch_size=layer_batch)
+
+
+def profile_from_arrays(a: dict, eps, sink) -> RhoProfile:
+    """The :class:`RhoProfile` of per-layer statistics ``a`` (each stacked on a leading layer axis)."""
+    return RhoProfile(
+        eps=eps,
+        alpha=a["alpha"],
+        beta=a["beta"],
+        rho=a["beta"] / a["alpha"][..., None],
+        beta_linear=a.get("beta_linear"),
+        token_alpha=a["token_alpha"],
+        token_rho_mean=a["token_rho_mean"],
+        token_rho_median=a["token_rho_median"],
+        sink_rho=a["sink_rho"],
+        token_rho=a["token_rho"],
+        sink=sink,
+    )
+
+
+def profile_as_numpy(profile: RhoProfile) -> RhoProfile:
+    """``profile`` with float64 NumPy fields and a float ``eps``, checked finite (what :func:`rho_profile`
+    returns)."""
+    arrays = {f.name: getattr(profile, f.name) for f in dataclasses.fields(profile)}
+    arrays = {k: None if v is None else np.asarray(v, np.float64) for k, v in arrays.items()}
+    assert_finite({"alpha": arrays["alpha"], "beta": arrays["beta"]})
+    return RhoProfile(**{**arrays, "eps": float(profile.eps), "sink": np.asarray(profile.sink)})
 
 
 def rho_statistics(
@@ -199,19 +230,7 @@ def rho_statistics(
         config, params["blocks"], hidden, key, eps, sink,
         samples=samples, linearised=linearised, layer_batch=layer_batch,
     )
-    return RhoProfile(
-        eps=eps,
-        alpha=a["alpha"],
-        beta=a["beta"],
-        rho=a["beta"] / a["alpha"][..., None],
-        beta_linear=a.get("beta_linear"),
-        token_alpha=a["token_alpha"],
-        token_rho_mean=a["token_rho_mean"],
-        token_rho_median=a["token_rho_median"],
-        sink_rho=a["sink_rho"],
-        token_rho=a["token_rho"],
-        sink=sink,
-    )
+    return profile_from_arrays(a, eps, sink)
 
 
 def rho_profile(
@@ -238,11 +257,8 @@ def rho_profile(
     chex.assert_axis_dimension(hidden, 0, params["blocks"]["attn_norm"]["scale"].shape[0] + 1)
     profile = rho_statistics(config, params, hidden, key, eps=eps, samples=samples, linearised=linearised,
                              sink_positions=sink_positions, layer_batch=layer_batch)
-    arrays = {f.name: getattr(profile, f.name) for f in dataclasses.fields(profile)}
-    arrays = {k: None if v is None else np.asarray(v, np.float64) for k, v in arrays.items()}
-    chex.assert_shape(arrays["beta"], (hidden.shape[0] - 1, samples))
-    assert_finite({"alpha": arrays["alpha"], "beta": arrays["beta"]})
-    return RhoProfile(**{**arrays, "eps": float(eps), "sink": np.asarray(profile.sink)})
+    chex.assert_shape(profile.beta, (hidden.shape[0] - 1, samples))
+    return profile_as_numpy(profile)
 
 
 jax.tree_util.register_dataclass(
