@@ -132,7 +132,8 @@ def calibration_stats(
     return _as_stats(*totals, hessians, int(windows.size))
 
 
-_layer_statistics = jax.jit(layer_input_statistics, static_argnames=("config", "hessians"))
+#: :func:`layer_input_statistics`, compiled (one block at a time).
+layer_statistics = jax.jit(layer_input_statistics, static_argnames=("config", "hessians"))
 
 
 def streamed_calibration_stats(
@@ -152,7 +153,7 @@ def streamed_calibration_stats(
     def visit(t: int, p: dict, h_in: jax.Array, h_out: jax.Array) -> None:
         totals: tuple[dict, dict] = ({}, {})
         for start in range(0, len(windows), batch_size):
-            _add(totals, _layer_statistics(stream.config, p, h_in[start : start + batch_size], hessians))
+            _add(totals, layer_statistics(stream.config, p, h_in[start : start + batch_size], hessians))
         layers.append(totals)
 
     walk_blocks(stream, windows, visit, batch=batch_size, on_layer=on_layer)
