@@ -21,9 +21,10 @@ def setting(default: Any, help: str) -> Any:  # noqa: A002 - the CLI's word for 
 EXECUTION_ONLY = frozenset({"stream", "memory_budget"})
 
 
-def _without_execution(tree: Any) -> Any:
+def without_execution(tree: Any) -> Any:
+    """``tree`` (nested dicts) without the :data:`EXECUTION_ONLY` keys, at every level."""
     if isinstance(tree, dict):
-        return {k: _without_execution(v) for k, v in tree.items() if k not in EXECUTION_ONLY}
+        return {k: without_execution(v) for k, v in tree.items() if k not in EXECUTION_ONLY}
     return tree
 
 
@@ -33,7 +34,7 @@ def run_identity(model, settings: Any) -> dict:
     from rhojax import __version__
 
     return {"model": model.spec, "dtype": model.dtype, "rhojax": __version__,
-            "settings": _without_execution(dataclasses.asdict(settings))}
+            "settings": without_execution(dataclasses.asdict(settings))}
 
 
 @dataclasses.dataclass(frozen=True)

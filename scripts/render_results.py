@@ -381,11 +381,14 @@ def budgets(data: dict[str, dict]) -> str:
 
     from rhojax.analysis import BUDGETS
     from rhojax.runs import as_settings
+    from rhojax.settings import without_execution
 
     rows = []
     for name, b in BUDGETS.items():
         measured = data.get(f"analyze_smollm2-135m_{name}")
-        if measured is not None and measured["settings"] != as_settings(dataclasses.asdict(b)):
+        same = measured is not None and (without_execution(measured["settings"])
+                                         == without_execution(as_settings(dataclasses.asdict(b))))
+        if not same:
             measured = None  # measured with other settings than the budget has now
         if measured is not None:
             m = measured["provenance"]["machine"]
