@@ -144,8 +144,10 @@ def test_open_blocks_of_a_hugging_face_folder_reads_the_whole_load_block_by_bloc
         stream.block(config.num_layers)
 
 
-def test_open_blocks_of_a_gguf_file_dequantises_block_by_block(tmp_path):
+def test_open_blocks_of_a_gguf_file_dequantises_block_by_block(tmp_path, monkeypatch):
     import gguf
+
+    from rhojax.io import gguf_file
 
     from tests.gguf_writer import write_gguf
     from tests.hf_reference import build_reference
@@ -153,6 +155,7 @@ def test_open_blocks_of_a_gguf_file_dequantises_block_by_block(tmp_path):
     path = write_gguf(build_reference("llama_gqa_untied", tmp_path), "llama", tmp_path / "m.gguf",
                       qtype=gguf.GGMLQuantizationType.Q8_0)
     whole = load_model(str(path), cache=False)
+    monkeypatch.setattr(gguf_file, "CHUNK_ROWS", 5)  # every matrix dequantised in several chunks
     stream = open_blocks(str(path))
     assert stream.config == whole.config and stream.gguf_file == "m.gguf"
     assert jax.tree.all(jax.tree.map(np.array_equal, stream.top, {k: v for k, v in whole.params.items()

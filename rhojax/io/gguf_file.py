@@ -223,28 +223,62 @@ def open_gguf(path: str | Path) -> gguf.GGUFReader:
         ) from e
 
 
-def read_tensor_bytes(tensor, path: Path) -> np.ndarray:
-    """A fresh in-memory copy of ``tensor``'s stored data (same dtype and shape as ``tensor.data``).
+def aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised float32 array whose data start on a 64-byte boundary (so JAX can adopt it without a
+    copy, see :func:`rhojax.models.params.as_jax`)."""
+    size = int(np.prod(shape)) * 4
+    buffer = np.empty(size + 64, np.uint8)
+    start = (-buffer.ctypes.data) % 64
+    return buffer[start : start + size].view(np.float32).reshape(shape)
 
-    Read with ``pread`` rather than through the reader's memory map, so that the file's pages do not
-    accumulate in the process's resident memory as a streamed model reads block after block.
-    """
-    raw = np.empty(tensor.data.shape, tensor.data.dtype)
+
+def _pread(path: Path, name: str, out: np.ndarray, offset: int) -> np.ndarray:
     try:
         with open(path, "rb") as f:
-            got = os.preadv(f.fileno(), [memoryview(raw).cast("B")], int(tensor.data_offset))
+            got = os.preadv(f.fileno(), [memoryview(out).cast("B")], offset)
     except OSError as e:
-        raise LoadError(f"{path}: cannot read tensor {tensor.name} ({e})") from e
-    if got != raw.nbytes:
-        raise LoadError(f"{path}: file is truncated: tensor {tensor.name} ends past the end of the file")
-    return raw
+        raise LoadError(f"{path}: cannot read tensor {name} ({e})") from e
+    if got != out.nbytes:
+        raise LoadError(f"{path}: file is truncated: tensor {name} ends past the end of the file")
+    return out
+
+
+#: Rows of a tensor dequantised at a time when streaming (bounds the dequantiser's temporaries).
+CHUNK_ROWS = 4096
+
+
+def read_dequantized(tensor, path: Path, *, transpose: bool) -> np.ndarray:
+    """Float32 values of a GGUF tensor, ``(out, in)`` or with ``transpose`` ``(in, out)``, read from the file
+    with ``pread`` (not through the reader's memory map, whose pages would stay resident) and dequantised
+    :data:`CHUNK_ROWS` rows at a time into one 64-byte-aligned array: the peak is the result plus a chunk."""
+    stored = tensor.data  # a memory-mapped view: only its shape and dtype are used here
+    if stored.ndim != 2:
+        raw = _pread(path, tensor.name, np.empty(stored.shape, stored.dtype), int(tensor.data_offset))
+        arr = dequantize(tensor._replace(data=raw), path)
+        return arr.T if transpose else arr
+    rows = stored.shape[0]
+    row_bytes = stored.shape[1] * stored.dtype.itemsize
+    out = None
+    for start in range(0, rows, CHUNK_ROWS):
+        stop = min(rows, start + CHUNK_ROWS)
+        raw = _pread(path, tensor.name, np.empty((stop - start, stored.shape[1]), stored.dtype),
+                     int(tensor.data_offset) + start * row_bytes)
+        part = dequantize(tensor._replace(data=raw), path)
+        if out is None:
+            out = aligned_empty((part.shape[1], rows) if transpose else (rows, part.shape[1]))
+        if transpose:
+            out[:, start:stop] = part.T
+        else:
+            out[start:stop] = part
+    return out
 
 
 def gguf_source(path: str | Path, *, lazy: bool = False):
     """``(config, fetch)`` of a GGUF file, dequantising nothing yet.
 
     ``fetch(path, layer)`` dequantises one tensor to float32 in rhojax orientation when it is called
-    (with ``lazy``, from a ``pread`` copy of its bytes: see :func:`read_tensor_bytes`). Before returning,
+    (with ``lazy``, chunk by chunk from ``pread`` copies of its bytes: see :func:`read_dequantized`). Before
+    returning,
     the file's tensor names are checked against the model's layout: a tensor rhojax would not read is
     refused (never silently dropped).
     """
@@ -272,11 +306,14 @@ def gguf_source(path: str | Path, *, lazy: bool = False):
         name = tensor_name(p, layer)
         if name not in tensors:
             raise LoadError(f"{path}: missing tensor {name}")
-        tensor = tensors[name]
+        permuted = layer is not None and arch == "llama" and p in ("q/w", "k/w")
         if lazy:
-            tensor = tensor._replace(data=read_tensor_bytes(tensor, path))
-        arr = dequantize(tensor, path)
-        if layer is not None and arch == "llama" and p in ("q/w", "k/w"):
+            arr = read_dequantized(tensors[name], path, transpose=p.endswith("/w") and not permuted)
+            if not permuted:
+                return arr
+        else:
+            arr = dequantize(tensors[name], path)
+        if permuted:
             arr = unpermute_rope_rows(arr, config.num_heads if p == "q/w" else config.num_kv_heads)
         return arr.T if p.endswith("/w") else arr
 

@@ -76,9 +76,20 @@ def checked_tensor(
     arr = np.asarray(fetch(path, layer))
     if arr.shape != shape:
         raise LoadError(f"{source}: tensor {where} has shape {arr.shape}, expected {shape} for this config")
-    if not np.all(np.isfinite(arr)):
+    flat = arr.reshape(-1) if arr.flags.c_contiguous else arr.ravel()
+    step = 1 << 22  # checked in slices: no full-size temporary for a vocabulary-sized matrix
+    if not all(np.isfinite(flat[i : i + step]).all() for i in range(0, flat.size, step)):
         raise LoadError(f"{source}: tensor {where} contains NaN or Inf values")
     return arr.astype(np.float32, copy=False)
+
+
+def as_jax(arr: np.ndarray, dtype=jnp.float32) -> jax.Array:
+    """``arr`` as a JAX array of ``dtype``; a C-contiguous, 64-byte-aligned float32 array kept as float32 is
+    adopted without a copy (so a streamed loader holds one copy of a vocabulary-sized matrix, not two)."""
+    if (jnp.dtype(dtype) == np.float32 and arr.dtype == np.float32 and arr.ndim > 0 and arr.flags.c_contiguous
+            and arr.flags.writeable and arr.ctypes.data % 64 == 0 and jax.default_backend() == "cpu"):
+        return jnp.from_dlpack(arr)
+    return jnp.asarray(arr, dtype=dtype)
 
 
 def assemble_top(
@@ -87,7 +98,7 @@ def assemble_top(
     """The params outside the block stack (embeddings, final norm, untied head), checked like every tensor."""
     params: dict = {}
     for path, shape in top_spec(config).items():
-        _set(params, path, jnp.asarray(checked_tensor(fetch, path, None, shape, source), dtype=dtype))
+        _set(params, path, as_jax(checked_tensor(fetch, path, None, shape, source), dtype))
     return params
 
 
@@ -98,7 +109,7 @@ def assemble_block(
     """The params of block ``layer`` alone (no layer axis, laid out like ``block_params``), checked."""
     params: dict = {}
     for path, shape in block_spec(config).items():
-        _set(params, path, jnp.asarray(checked_tensor(fetch, path, layer, shape, source), dtype=dtype))
+        _set(params, path, as_jax(checked_tensor(fetch, path, layer, shape, source), dtype))
     return params
 
 
