@@ -17,8 +17,8 @@ the activations. Writes ``docs/results/data/streaming_memory.json``.
 
     nice -n 19 .venv/bin/python scripts/measure_streaming.py [--model qwen2.5-coder-1.5b] [--tokens 256]
 
-The whole-model run of a 1.5B-parameter model needs about 7 GB: the script refuses to start with less than
-``--min-available-gib`` (default 12) of available memory.
+The whole-model run of a 1.5B-parameter model needs about 7 GB: it starts only once ``--min-available-gib``
+(default 12) are available, waiting up to ``--wait-minutes``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,16 @@ def available_gib() -> float:
         if line.startswith("MemAvailable:"):
             return int(line.split()[1]) / 2**20
     raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def wait_for_memory(gib: float, minutes: float) -> None:
+    """Return once ``gib`` GiB are available; exit when they are not within ``minutes``."""
+    deadline = time.monotonic() + 60 * minutes
+    while available_gib() < gib:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {available_gib():.1f} GiB available (< {gib}) after {minutes} min: "
+                             "the whole-model run is not started")
+        time.sleep(15)
 
 
 def peak_bytes() -> int:
@@ -134,6 +144,7 @@ def main() -> None:
     parser.add_argument("--analysis", default="ppl", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=("runtime", "whole", "streamed"), help=argparse.SUPPRESS)
     parser.add_argument("--min-available-gib", type=float, default=12.0)
+    parser.add_argument("--wait-minutes", type=float, default=30.0, help="How long to wait for that memory.")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     if args.child:
@@ -147,9 +158,8 @@ def main() -> None:
     runs: dict = {"runtime": measure("runtime", "none", args)}
     for analysis in args.analyses.split(","):
         for mode in ("streamed", "whole"):  # one after the other, never together
-            if mode == "whole" and available_gib() < args.min_available_gib:
-                raise SystemExit(f"only {available_gib():.1f} GiB available (< {args.min_available_gib}): "
-                                 "the whole-model run is not started")
+            if mode == "whole":
+                wait_for_memory(args.min_available_gib, args.wait_minutes)
             runs[f"{analysis}_{mode}"] = measure(mode, analysis, args)
     sizes = expected_sizes(args.model, args.tokens, args.seq_len)
     comparisons = {}
