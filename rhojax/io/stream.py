@@ -60,6 +60,7 @@ class BlockStream:
 
     @property
     def num_layers(self) -> int:
+        """Number of blocks ``L``."""
         return self.config.num_layers
 
     @property
