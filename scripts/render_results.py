@@ -410,7 +410,8 @@ def budgets(data: dict[str, dict]) -> str:
 
 
 def gib(n: float) -> str:
-    return f"{n / 2**30:.2f} GiB"
+    """A byte count in GiB, or MiB below 1 GiB."""
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def layer_streaming(data: dict[str, dict]) -> str:
@@ -438,8 +439,10 @@ def layer_streaming(data: dict[str, dict]) -> str:
         f"{gib(z['model_bytes'])}; resident while streaming are the embeddings, final norm and head "
         f"({gib(z['top_bytes'])}), one block ({gib(z['block_bytes'])} of {z['layers']}) and the activations "
         f"(states {gib(z['states_bytes'])}, one window's logits {gib(z['logits_bytes'])}). The runtime alone "
-        f"(Python, JAX, the tokenizer, no model) peaks at {gib(runs['runtime']['peak_bytes'])}. Peaks are each "
-        "process's `ru_maxrss`; the runs were made one after the other.", "",
+        f"(Python, JAX, the tokenizer, no model) peaks at {gib(runs['runtime']['peak_bytes'])}. The whole model "
+        "is restored by `load_model` from the converted-params cache; the streamed one is opened by `open_blocks`, "
+        "each block read from the GGUF file and dequantised when needed. Peaks are each process's `ru_maxrss`; the "
+        "runs were made one after the other, on a shared machine (the times are not a speed comparison).", "",
         table, "",
         source_note(d, "streaming_memory"),
     ])
