@@ -437,7 +437,7 @@ def layer_streaming(data: dict[str, dict]) -> str:
     return "\n".join([
         f"`{s['model']}` in float32, {windows} window(s) of {s['seq_len']} tokens: the whole model is "
         f"{gib(z['model_bytes'])}; resident while streaming are the embeddings, final norm and head "
-        f"({gib(z['top_bytes'])}), one block ({gib(z['block_bytes'])} of {z['layers']}) and the activations "
+        f"({gib(z['top_bytes'])}), one block of {z['layers']} ({gib(z['block_bytes'])}) and the activations "
         f"(states {gib(z['states_bytes'])}, one window's logits {gib(z['logits_bytes'])}). The runtime alone "
         f"(Python, JAX, the tokenizer, no model) peaks at {gib(runs['runtime']['peak_bytes'])}. The whole model "
         "is restored by `load_model` from the converted-params cache; the streamed one is opened by `open_blocks`, "
