@@ -148,7 +148,6 @@ def test_open_blocks_of_a_gguf_file_dequantises_block_by_block(tmp_path, monkeyp
     import gguf
 
     from rhojax.io import gguf_file
-
     from tests.gguf_writer import write_gguf
     from tests.hf_reference import build_reference
 

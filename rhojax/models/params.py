@@ -92,14 +92,18 @@ def as_jax(arr: np.ndarray, dtype=jnp.float32) -> jax.Array:
     return jnp.asarray(arr, dtype=dtype)
 
 
+def _assemble(spec: dict, fetch, layer: int | None, dtype, source: str) -> dict:
+    params: dict = {}
+    for path, shape in spec.items():
+        _set(params, path, as_jax(checked_tensor(fetch, path, layer, shape, source), dtype))
+    return params
+
+
 def assemble_top(
     config: ModelConfig, fetch: Callable[[str, int | None], np.ndarray], *, dtype=jnp.float32, source: str
 ) -> dict:
     """The params outside the block stack (embeddings, final norm, untied head), checked like every tensor."""
-    params: dict = {}
-    for path, shape in top_spec(config).items():
-        _set(params, path, as_jax(checked_tensor(fetch, path, None, shape, source), dtype))
-    return params
+    return _assemble(top_spec(config), fetch, None, dtype, source)
 
 
 def assemble_block(
@@ -107,10 +111,7 @@ def assemble_block(
     source: str,
 ) -> dict:
     """The params of block ``layer`` alone (no layer axis, laid out like ``block_params``), checked."""
-    params: dict = {}
-    for path, shape in block_spec(config).items():
-        _set(params, path, as_jax(checked_tensor(fetch, path, layer, shape, source), dtype))
-    return params
+    return _assemble(block_spec(config), fetch, layer, dtype, source)
 
 
 def assemble_params(
