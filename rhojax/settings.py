@@ -16,12 +16,35 @@ def setting(default: Any, help: str) -> Any:  # noqa: A002 - the CLI's word for 
     return dataclasses.field(default=default, metadata={"help": help})
 
 
+#: Settings that change how a run holds the model, never its results: left out of a run's identity, so a run
+#: started whole resumes streamed and the other way round.
+EXECUTION_ONLY = frozenset({"stream", "memory_budget"})
+
+
+def without_execution(tree: Any) -> Any:
+    """``tree`` (nested dicts) without the :data:`EXECUTION_ONLY` keys, at every level."""
+    if isinstance(tree, dict):
+        return {k: without_execution(v) for k, v in tree.items() if k not in EXECUTION_ONLY}
+    return tree
+
+
 def run_identity(model, settings: Any) -> dict:
-    """What identifies a run besides the study's settings: model, dtype and the rhojax version."""
+    """What identifies a run besides the study's settings (less :data:`EXECUTION_ONLY`): model, dtype and the
+    rhojax version."""
     from rhojax import __version__
 
     return {"model": model.spec, "dtype": model.dtype, "rhojax": __version__,
-            "settings": dataclasses.asdict(settings)}
+            "settings": without_execution(dataclasses.asdict(settings))}
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamSettings:
+    """How a study holds the model (a base for its settings dataclass); results do not depend on it."""
+
+    stream: bool = setting(False, "Load and run one block at a time (resident: embeddings, one block, the "
+                           "activations); profile, perplexity and sweep only.")
+    memory_budget: str = setting("", "Stream automatically when the whole model would exceed this size "
+                                 "(e.g. 6GB, 512MB; a bare number is GiB). Empty: no budget.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,6 @@ the next layer's input. One block pass per layer over the calibration windows, n
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import jax
@@ -17,34 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from rhojax.compress import INPUT_OF, MatrixStats, compress_matrix
-from rhojax.compress.calibration import projection_inputs
+from rhojax.compress.calibration import layer_statistics
 from rhojax.errors import RhojaxError
 from rhojax.models.config import ModelConfig
-from rhojax.models.transformer import block, block_params, default_positions, embed
+from rhojax.models.layerwise import apply_block, embed_tokens
+from rhojax.models.transformer import block_params
 
 WITHIN_LAYER_METHODS: tuple[str, ...] = ("wanda", "sparsegpt")
-
-
-@functools.partial(jax.jit, static_argnames=("config", "hessians"))
-def layer_statistics(config: ModelConfig, p: dict, h: jax.Array, hessians: bool):
-    """Summed ``X_j^2`` (in,) and, with ``hessians``, ``X^T X`` (in, in) of each projection input of block
-    ``p`` at inputs ``h`` (N, T, D), plus the block's output ``B(h)``."""
-    positions = default_positions(h[0, :, 0])
-    flat = {g: x.reshape(-1, x.shape[-1]).astype(jnp.float32)
-            for g, x in projection_inputs(config, p, h, positions).items()}
-    sq = {g: jnp.sum(x * x, axis=0) for g, x in flat.items()}
-    hess = {g: x.T @ x for g, x in flat.items()} if hessians else {}
-    return sq, hess
-
-
-@functools.partial(jax.jit, static_argnames="config")
-def _block_out(config: ModelConfig, p: dict, h: jax.Array) -> jax.Array:
-    return block(config, p, h, default_positions(h[0, :, 0]))
-
-
-@functools.partial(jax.jit, static_argnames="config")
-def _embed(config: ModelConfig, params: dict, tokens: jax.Array) -> jax.Array:
-    return embed(config, params, tokens, default_positions(tokens))
 
 
 def _batched(fn, h: list[jax.Array]):
@@ -75,7 +53,7 @@ def prune_with_allocation(
         raise RhojaxError(f"{len(sparsities)} layer sparsities for a model with {config.num_layers} layers")
     windows = np.asarray(calibration, dtype=np.int32)
     starts = range(0, len(windows), batch_size)
-    h = [_embed(config, params, jnp.asarray(windows[i : i + batch_size])) for i in starts]
+    h = [embed_tokens(config, params, jnp.asarray(windows[i : i + batch_size])) for i in starts]
     hessians = method == "sparsegpt"
     pruned_layers = []
     for layer in range(config.num_layers):
@@ -86,7 +64,7 @@ def prune_with_allocation(
             stats = MatrixStats(jnp.sqrt(sq[group]), hess[group] if hessians else None)
             w = compress_matrix(method, p[kind]["w"], float(sparsities[layer]), stats)
             p = {**p, kind: {**p[kind], "w": w}}
-        h = [_block_out(config, p, x) for x in h]
+        h = [apply_block(config, p, x) for x in h]
         pruned_layers.append(p)
         if on_layer is not None:
             on_layer(layer + 1)

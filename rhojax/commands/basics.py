@@ -22,6 +22,7 @@ from rhojax.commands.common import (
 from rhojax.commands.options import with_settings
 from rhojax.eval.perplexity_study import PerplexitySettings, run_perplexity_study
 from rhojax.io.resolve import describe, load_model
+from rhojax.io.stream import open_model
 from rhojax.report.jsonio import write_json
 
 
@@ -51,7 +52,8 @@ def ppl(
     settings: PerplexitySettings = PerplexitySettings(),
 ) -> None:
     """Perplexity of MODEL on the evaluation split (or --text FILE), [BOS] + (seq-len - 1)-token windows."""
-    loaded, mesh = placed(load_model(model, dtype=dtype), devices, model_parallel)
+    loaded, mesh = placed(open_model(model, dtype=dtype, stream=settings.stream,
+                                     memory_budget=settings.memory_budget), devices, model_parallel)
     result = run_perplexity_study(loaded, settings, progress=progress(), mesh=mesh)
     lo, hi = result["ci"]
     console.print(

@@ -32,7 +32,11 @@ def placed(model, devices: int, model_parallel: int):
     model unchanged and ``None`` for the single-device default."""
     from rhojax.sharding import device_mesh, shard_model
 
+    from rhojax.io.stream import BlockStream
+
     mesh = device_mesh(devices, model_parallel)
+    if mesh is not None and isinstance(model, BlockStream):
+        raise RhojaxError("a streamed model runs on one device: drop --stream (and --memory-budget) or --devices")
     return shard_model(model, mesh), mesh
 
 

@@ -19,7 +19,7 @@ from rhojax.commands.common import (
     save_summary,
 )
 from rhojax.commands.options import with_settings
-from rhojax.io.resolve import load_model
+from rhojax.io.stream import open_model
 from rhojax.propagation.study import ProfileSettings, run_profile_study
 from rhojax.report import propagation_figures
 
@@ -35,12 +35,17 @@ def profile(
     settings: ProfileSettings = ProfileSettings(),
 ) -> None:
     """Contraction profile of MODEL: rho, alpha/beta, V_t, Jacobian gains, drift, post-compression, absorption."""
-    loaded, mesh = placed(load_model(model, dtype=dtype), devices, model_parallel)
+    loaded, mesh = placed(open_model(model, dtype=dtype, stream=settings.stream,
+                                     memory_budget=settings.memory_budget), devices, model_parallel)
     run = open_run(out, loaded, settings)
     summary = save_summary(run, "profile.json", loaded,
                            run_profile_study(loaded, run, settings, progress=progress(), mesh=mesh),
                            propagation_figures.draw_profile_figures)
-    c = summary["drift"]["correlation"]
-    console.print(f"predicted vs measured drift: Spearman {c['spearman']:.3f} "
-                  f"[{c['spearman_ci'][0]:.3f}, {c['spearman_ci'][1]:.3f}] over {summary['layers']} layers")
+    if "streamed" in summary:
+        console.print(f"streamed: rho, the eps sweep and the Jacobian gain over {summary['layers']} layers "
+                      f"(left out: {', '.join(summary['streamed']['omitted'])})")
+    else:
+        c = summary["drift"]["correlation"]
+        console.print(f"predicted vs measured drift: Spearman {c['spearman']:.3f} "
+                      f"[{c['spearman_ci'][0]:.3f}, {c['spearman_ci'][1]:.3f}] over {summary['layers']} layers")
     console.print(f"wrote {run.file('profile.json')} and figures")

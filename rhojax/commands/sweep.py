@@ -20,7 +20,7 @@ from rhojax.commands.common import (
 )
 from rhojax.commands.options import with_settings
 from rhojax.data.corpora import is_builtin
-from rhojax.io.resolve import load_model
+from rhojax.io.stream import open_model
 from rhojax.report.jsonio import read_jsonl
 from rhojax.report.sensitivity_figures import draw_sweep_figures
 from rhojax.sensitivity.study import RESULTS, SweepSettings, run_sweep_study
@@ -44,7 +44,8 @@ def sweep(
     as it goes; rerunning with the same arguments resumes.
     """
     settings.method_levels()  # fail fast, before loading the model
-    loaded, mesh = placed(load_model(model, dtype=dtype), devices, model_parallel)
+    loaded, mesh = placed(open_model(model, dtype=dtype, stream=settings.stream,
+                                     memory_budget=settings.memory_budget), devices, model_parallel)
     if not is_builtin(settings.text) and settings.text == settings.calib_text:
         console.print(f"note: --text and --calib-text are the same file {settings.text}: calibration and "
                       "evaluation overlap")

@@ -22,6 +22,7 @@ import numpy as np
 
 from rhojax.errors import RhojaxError
 from rhojax.models.config import ModelConfig
+from rhojax.models.layerwise import walk_blocks
 from rhojax.models.transformer import attention, default_positions, forward, layer_norm, linear, mlp, post_norm
 
 #: The block input each weight kind multiplies.
@@ -72,22 +73,44 @@ def projection_inputs(
     return {"attn_in": attn_in, "o_in": o_in, "mlp_in": mlp_in, "down_in": down_in}
 
 
+def layer_input_statistics(config: ModelConfig, p: dict, h: jax.Array, hessians: bool) -> tuple[dict, dict]:
+    """Summed ``X_i^2`` (in,) and, with ``hessians``, ``X^T X`` (in, in) of each input of block ``p`` at its
+    input states ``h`` (N, T, D): the per-layer step of :func:`batch_statistics`."""
+    positions = default_positions(h[0, :, 0])
+    flat = {g: x.reshape(-1, x.shape[-1]).astype(jnp.float32)
+            for g, x in projection_inputs(config, p, h, positions).items()}
+    sq = {g: jnp.sum(x * x, axis=0) for g, x in flat.items()}
+    hess = {g: x.T @ x for g, x in flat.items()} if hessians else {}
+    return sq, hess
+
+
 @functools.partial(jax.jit, static_argnames=("config", "hessians"))
 def batch_statistics(config: ModelConfig, params: dict, tokens: jax.Array, hessians: bool):
     """Summed ``X_i^2`` (L, in) and, with ``hessians``, ``X^T X`` (L, in, in) per input, for one batch."""
-    positions = default_positions(tokens)
     _, hidden = forward(config, params, tokens, return_hidden=True)
 
     def step(_, layer_inputs):
         p, h = layer_inputs
-        flat = {g: x.reshape(-1, x.shape[-1]).astype(jnp.float32)
-                for g, x in projection_inputs(config, p, h, positions).items()}
-        sq = {g: jnp.sum(x * x, axis=0) for g, x in flat.items()}
-        hess = {g: x.T @ x for g, x in flat.items()} if hessians else {}
-        return None, (sq, hess)
+        return None, layer_input_statistics(config, p, h, hessians)
 
     _, (sq, hess) = jax.lax.scan(step, None, (params["blocks"], hidden[:-1]))
     return sq, hess
+
+
+def _add(totals: tuple[dict, dict], parts: tuple[dict, dict]) -> None:
+    """Add the float64 values of ``parts`` (squared norms, Hessians) into ``totals``, group by group."""
+    for total, part in zip(totals, parts, strict=True):
+        for group, value in part.items():
+            value = np.asarray(value, dtype=np.float64)
+            total[group] = value if group not in total else total[group] + value
+
+
+def _as_stats(sq_total: dict, hess_total: dict, hessians: bool, tokens: int) -> CalibrationStats:
+    return CalibrationStats(
+        {g: v.astype(np.float32) for g, v in sq_total.items()},
+        {g: v.astype(np.float32) for g, v in hess_total.items()} if hessians else None,
+        tokens,
+    )
 
 
 def calibration_stats(
@@ -101,19 +124,38 @@ def calibration_stats(
 ) -> CalibrationStats:
     """Input statistics of every projection over ``windows`` (N, T) of the CALIBRATION split."""
     windows = np.asarray(windows, dtype=np.int32)
-    sq_total: dict[str, np.ndarray] = {}
-    hess_total: dict[str, np.ndarray] = {}
+    totals: tuple[dict, dict] = ({}, {})
     for start in range(0, len(windows), batch_size):
-        batch = jnp.asarray(windows[start : start + batch_size])
-        sq, hess = batch_statistics(config, params, batch, hessians)
-        for total, part in ((sq_total, sq), (hess_total, hess)):
-            for group, value in part.items():
-                value = np.asarray(value, dtype=np.float64)
-                total[group] = value if group not in total else total[group] + value
+        _add(totals, batch_statistics(config, params, jnp.asarray(windows[start : start + batch_size]), hessians))
         if on_batch is not None:
             on_batch(min(start + batch_size, len(windows)))
-    return CalibrationStats(
-        {g: v.astype(np.float32) for g, v in sq_total.items()},
-        {g: v.astype(np.float32) for g, v in hess_total.items()} if hessians else None,
-        int(windows.size),
-    )
+    return _as_stats(*totals, hessians, int(windows.size))
+
+
+#: :func:`layer_input_statistics`, compiled (one block at a time).
+layer_statistics = jax.jit(layer_input_statistics, static_argnames=("config", "hessians"))
+
+
+def streamed_calibration_stats(
+    stream,
+    windows: np.ndarray,
+    *,
+    hessians: bool = False,
+    batch_size: int = 4,
+    on_layer: Callable[[int], None] | None = None,
+) -> CalibrationStats:
+    """:func:`calibration_stats` of a streamed model (:class:`~rhojax.io.stream.BlockStream`): one pass over its
+    blocks (:func:`~rhojax.models.layerwise.walk_blocks`), each layer's statistics summed over the same
+    ``batch_size``-window batches as the in-memory path."""
+    windows = np.asarray(windows, dtype=np.int32)
+    layers: list[tuple[dict, dict]] = []
+
+    def visit(t: int, p: dict, h_in: jax.Array, h_out: jax.Array) -> None:
+        totals: tuple[dict, dict] = ({}, {})
+        for start in range(0, len(windows), batch_size):
+            _add(totals, layer_statistics(stream.config, p, h_in[start : start + batch_size], hessians))
+        layers.append(totals)
+
+    walk_blocks(stream, windows, visit, batch=batch_size, on_layer=on_layer)
+    stacked = tuple({g: np.stack([layer[i][g] for layer in layers]) for g in layers[0][i]} for i in range(2))
+    return _as_stats(*stacked, hessians, int(windows.size))

@@ -19,6 +19,7 @@ from jax.sharding import Mesh
 from rhojax.errors import NumericalError
 from rhojax.models.config import ModelConfig
 from rhojax.models.faults import locate_nonfinite
+from rhojax.models.layerwise import walk_blocks
 from rhojax.models.transformer import forward, unembed
 from rhojax.sharding import gather, pad_rows, padded_size, shard_rows
 
@@ -91,6 +92,32 @@ def window_nll_sums(
         if on_batch is not None:
             on_batch(start + real)
     return np.concatenate(sums)
+
+
+def streamed_window_nll_sums(
+    stream,
+    windows: np.ndarray,
+    *,
+    batch_size: int = 4,
+    on_layer: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """:func:`window_nll_sums` of a streamed model (:class:`~rhojax.io.stream.BlockStream`): the blocks run one
+    at a time over the cached states of all windows (:func:`~rhojax.models.layerwise.walk_blocks`), then the
+    resident head scores ``batch_size`` windows per call. ``on_layer(t + 1)`` reports progress."""
+    windows = np.asarray(windows, dtype=np.int32)
+    h_last = walk_blocks(stream, windows, batch=batch_size, on_layer=on_layer)
+    return final_state_nll_sums(stream.config, stream.top, h_last, windows, batch_size=batch_size)
+
+
+def final_state_nll_sums(config: ModelConfig, params: dict, h_last: jax.Array, windows: np.ndarray, *,
+                         batch_size: int = 4) -> np.ndarray:
+    """Summed NLL of each window (N,) float64 from the last block's outputs ``h_last`` (N, T, D) of
+    ``windows`` (N, T), ``batch_size`` windows per call (``params`` needs only the head and final norm)."""
+    return np.concatenate([
+        np.asarray(final_state_nll(config, params, h_last[i : i + batch_size],
+                                   jnp.asarray(windows[i : i + batch_size])), np.float64)
+        for i in range(0, len(windows), batch_size)
+    ])
 
 
 def perplexity(

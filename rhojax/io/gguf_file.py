@@ -18,6 +18,7 @@ llama.cpp rather than stored, unless the file has ``attention.sliding_window_pat
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import gguf
@@ -26,7 +27,7 @@ import numpy as np
 
 from rhojax.errors import LoadError
 from rhojax.models.config import ModelConfig
-from rhojax.models.params import assemble_params
+from rhojax.models.params import LAYER_DATA, assemble_params, block_spec, top_spec
 
 SUPPORTED_ARCHS = ("llama", "qwen2", "qwen3", "gemma3")
 
@@ -222,36 +223,105 @@ def open_gguf(path: str | Path) -> gguf.GGUFReader:
         ) from e
 
 
-def load_gguf(path: str | Path, *, dtype=jnp.float32) -> tuple[ModelConfig, dict]:
-    """``(config, params)`` from a GGUF file, every tensor dequantised to float32 first."""
+def aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised float32 array whose data start on a 64-byte boundary (so JAX can adopt it without a
+    copy, see :func:`rhojax.models.params.as_jax`)."""
+    size = int(np.prod(shape)) * 4
+    buffer = np.empty(size + 64, np.uint8)
+    start = (-buffer.ctypes.data) % 64
+    return buffer[start : start + size].view(np.float32).reshape(shape)
+
+
+def _pread(path: Path, name: str, out: np.ndarray, offset: int) -> np.ndarray:
+    try:
+        with open(path, "rb") as f:
+            got = os.preadv(f.fileno(), [memoryview(out).cast("B")], offset)
+    except OSError as e:
+        raise LoadError(f"{path}: cannot read tensor {name} ({e})") from e
+    if got != out.nbytes:
+        raise LoadError(f"{path}: file is truncated: tensor {name} ends past the end of the file")
+    return out
+
+
+#: Rows of a tensor dequantised at a time when streaming (bounds the dequantiser's temporaries).
+CHUNK_ROWS = 4096
+
+
+def read_dequantized(tensor, path: Path, *, transpose: bool) -> np.ndarray:
+    """Float32 values of a GGUF tensor, ``(out, in)`` or with ``transpose`` ``(in, out)``, read from the file
+    with ``pread`` (not through the reader's memory map, whose pages would stay resident) and dequantised
+    :data:`CHUNK_ROWS` rows at a time into one 64-byte-aligned array: the peak is the result plus a chunk."""
+    stored = tensor.data  # a memory-mapped view: only its shape and dtype are used here
+    if stored.ndim != 2:
+        raw = _pread(path, tensor.name, np.empty(stored.shape, stored.dtype), int(tensor.data_offset))
+        arr = dequantize(tensor._replace(data=raw), path)
+        return arr.T if transpose else arr
+    rows = stored.shape[0]
+    row_bytes = stored.shape[1] * stored.dtype.itemsize
+    out = None
+    for start in range(0, rows, CHUNK_ROWS):
+        stop = min(rows, start + CHUNK_ROWS)
+        raw = _pread(path, tensor.name, np.empty((stop - start, stored.shape[1]), stored.dtype),
+                     int(tensor.data_offset) + start * row_bytes)
+        part = dequantize(tensor._replace(data=raw), path)
+        if out is None:
+            out = aligned_empty((part.shape[1], rows) if transpose else (rows, part.shape[1]))
+        if transpose:
+            out[:, start:stop] = part.T
+        else:
+            out[start:stop] = part
+    return out
+
+
+def gguf_source(path: str | Path, *, lazy: bool = False):
+    """``(config, fetch)`` of a GGUF file, dequantising nothing yet.
+
+    ``fetch(path, layer)`` dequantises one tensor to float32 in rhojax orientation when it is called
+    (with ``lazy``, chunk by chunk from ``pread`` copies of its bytes: see :func:`read_dequantized`). Before
+    returning,
+    the file's tensor names are checked against the model's layout: a tensor rhojax would not read is
+    refused (never silently dropped).
+    """
     path = Path(path)
     reader = open_gguf(path)
     tensors = {t.name: t for t in reader.tensors}
     config, sliding = _read_config(reader, tensors, path)
     arch = _field(reader, "general.architecture", path)
-    used = set(_CONFIG_TENSORS)
 
-    def read(name: str) -> np.ndarray:
-        if name not in tensors:
-            raise LoadError(f"{path}: missing tensor {name}")
-        used.add(name)
-        return dequantize(tensors[name], path)
+    def tensor_name(p: str, layer: int | None) -> str:
+        if layer is None:
+            return _TOP_NAMES[p]
+        return f"blk.{layer}.{_BLOCK_NAMES[p]}.{'bias' if p.endswith('/b') else 'weight'}"
+
+    wanted = {tensor_name(p, None) for p in top_spec(config)}
+    wanted |= {tensor_name(p, i) for p in block_spec(config) if p not in LAYER_DATA for i in range(config.num_layers)}
+    unused = sorted(set(tensors) - wanted - set(_CONFIG_TENSORS))
+    if unused:
+        shown = ", ".join(unused[:3]) + (f" and {len(unused) - 3} more" if len(unused) > 3 else "")
+        raise LoadError(f"{path}: tensors {shown} are not part of rhojax's {arch} model; refusing to drop them")
 
     def fetch(p: str, layer: int | None) -> np.ndarray:
         if p == "sliding":
             return np.float32(sliding[layer])
-        if layer is None:
-            arr = read(_TOP_NAMES[p])
-            return arr.T if p == "lm_head/w" else arr
-        suffix = "bias" if p.endswith("/b") else "weight"
-        arr = read(f"blk.{layer}.{_BLOCK_NAMES[p]}.{suffix}")
-        if arch == "llama" and p in ("q/w", "k/w"):
+        name = tensor_name(p, layer)
+        if name not in tensors:
+            raise LoadError(f"{path}: missing tensor {name}")
+        permuted = layer is not None and arch == "llama" and p in ("q/w", "k/w")
+        if lazy:
+            arr = read_dequantized(tensors[name], path, transpose=p.endswith("/w") and not permuted)
+            if not permuted:
+                return arr
+        else:
+            arr = dequantize(tensors[name], path)
+        if permuted:
             arr = unpermute_rope_rows(arr, config.num_heads if p == "q/w" else config.num_kv_heads)
         return arr.T if p.endswith("/w") else arr
 
-    params = assemble_params(config, fetch, dtype=dtype, source=str(path))
-    unused = sorted(set(tensors) - used)
-    if unused:
-        shown = ", ".join(unused[:3]) + (f" and {len(unused) - 3} more" if len(unused) > 3 else "")
-        raise LoadError(f"{path}: tensors {shown} are not part of rhojax's {arch} model; refusing to drop them")
-    return config, params
+    return config, fetch
+
+
+def load_gguf(path: str | Path, *, dtype=jnp.float32) -> tuple[ModelConfig, dict]:
+    """``(config, params)`` from a GGUF file, every tensor dequantised to float32 first."""
+    path = Path(path)
+    config, fetch = gguf_source(path)
+    return config, assemble_params(config, fetch, dtype=dtype, source=str(path))

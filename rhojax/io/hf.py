@@ -237,8 +237,12 @@ def _gpt2_fetch(ckpt: SafetensorsCheckpoint, config: ModelConfig):
     return fetch
 
 
-def load_hf_folder(folder: str | Path, *, dtype=jnp.float32) -> tuple[ModelConfig, dict]:
-    """``(config, params)`` from a local Hugging Face checkpoint folder."""
+def hf_source(folder: str | Path):
+    """``(config, fetch, checkpoint)`` of a local Hugging Face folder, reading nothing but the headers yet.
+
+    ``fetch(path, layer)`` returns one tensor in rhojax orientation, read from the memory-mapped
+    safetensors files of ``checkpoint`` (a :class:`SafetensorsCheckpoint`) when it is called.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise LoadError(f"{folder}: no such model folder")
@@ -257,4 +261,10 @@ def load_hf_folder(folder: str | Path, *, dtype=jnp.float32) -> tuple[ModelConfi
         fetch = _gemma3_fetch(ckpt, gemma3_sliding_layers(raw, config, str(cfg_path)))
     else:
         fetch = _llama_fetch(ckpt)
+    return config, fetch, ckpt
+
+
+def load_hf_folder(folder: str | Path, *, dtype=jnp.float32) -> tuple[ModelConfig, dict]:
+    """``(config, params)`` from a local Hugging Face checkpoint folder."""
+    config, fetch, _ = hf_source(folder)
     return config, assemble_params(config, fetch, dtype=dtype, source=str(folder))

@@ -68,6 +68,52 @@ def _set(tree: dict, path: str, value) -> None:
     tree[leaf] = value
 
 
+def checked_tensor(
+    fetch: Callable[[str, int | None], np.ndarray], path: str, layer: int | None, shape: tuple[int, ...], source: str
+) -> np.ndarray:
+    """``fetch(path, layer)`` as float32 after checking its shape and that it is finite (else :class:`LoadError`)."""
+    where = path if layer is None else f"layer {layer} {path}"
+    arr = np.asarray(fetch(path, layer))
+    if arr.shape != shape:
+        raise LoadError(f"{source}: tensor {where} has shape {arr.shape}, expected {shape} for this config")
+    flat = arr.reshape(-1) if arr.flags.c_contiguous else arr.ravel()
+    step = 1 << 22  # checked in slices: no full-size temporary for a vocabulary-sized matrix
+    if not all(np.isfinite(flat[i : i + step]).all() for i in range(0, flat.size, step)):
+        raise LoadError(f"{source}: tensor {where} contains NaN or Inf values")
+    return arr.astype(np.float32, copy=False)
+
+
+def as_jax(arr: np.ndarray, dtype=jnp.float32) -> jax.Array:
+    """``arr`` as a JAX array of ``dtype``; a C-contiguous, 64-byte-aligned float32 array kept as float32 is
+    adopted without a copy (so a streamed loader holds one copy of a vocabulary-sized matrix, not two)."""
+    if (jnp.dtype(dtype) == np.float32 and arr.dtype == np.float32 and arr.ndim > 0 and arr.flags.c_contiguous
+            and arr.flags.writeable and arr.ctypes.data % 64 == 0 and jax.default_backend() == "cpu"):
+        return jnp.from_dlpack(arr)
+    return jnp.asarray(arr, dtype=dtype)
+
+
+def _assemble(spec: dict, fetch, layer: int | None, dtype, source: str) -> dict:
+    params: dict = {}
+    for path, shape in spec.items():
+        _set(params, path, as_jax(checked_tensor(fetch, path, layer, shape, source), dtype))
+    return params
+
+
+def assemble_top(
+    config: ModelConfig, fetch: Callable[[str, int | None], np.ndarray], *, dtype=jnp.float32, source: str
+) -> dict:
+    """The params outside the block stack (embeddings, final norm, untied head), checked like every tensor."""
+    return _assemble(top_spec(config), fetch, None, dtype, source)
+
+
+def assemble_block(
+    config: ModelConfig, fetch: Callable[[str, int | None], np.ndarray], layer: int, *, dtype=jnp.float32,
+    source: str,
+) -> dict:
+    """The params of block ``layer`` alone (no layer axis, laid out like ``block_params``), checked."""
+    return _assemble(block_spec(config), fetch, layer, dtype, source)
+
+
 def assemble_params(
     config: ModelConfig,
     fetch: Callable[[str, int | None], np.ndarray],
@@ -81,28 +127,23 @@ def assemble_params(
     raises :class:`LoadError`. Every tensor is checked for shape and for NaN/Inf as it is read; on
     any error nothing is returned, so nothing half-loaded escapes.
     """
-
-    def checked(path: str, layer: int | None, shape: tuple[int, ...]) -> np.ndarray:
-        where = path if layer is None else f"layer {layer} {path}"
-        arr = np.asarray(fetch(path, layer))
-        if arr.shape != shape:
-            raise LoadError(f"{source}: tensor {where} has shape {arr.shape}, expected {shape} for this config")
-        if not np.all(np.isfinite(arr)):
-            raise LoadError(f"{source}: tensor {where} contains NaN or Inf values")
-        return arr.astype(np.float32, copy=False)
-
     # Each tensor is converted as soon as it is complete, so host memory peaks near the model's size
     # plus one stacked tensor, not twice the model (this matters for the 1.5B-parameter models).
     # Every layer is read and checked before the stack is allocated: a damaged file's shapes or
     # layer count never turn into a huge allocation.
-    params: dict = {}
-    for path, shape in top_spec(config).items():
-        _set(params, path, jnp.asarray(checked(path, None, shape), dtype=dtype))
+    params = assemble_top(config, fetch, dtype=dtype, source=source)
     for path, shape in block_spec(config).items():
-        layers = [checked(path, i, shape) for i in range(config.num_layers)]
+        layers = [checked_tensor(fetch, path, i, shape, source) for i in range(config.num_layers)]
         _set(params, f"blocks/{path}", jnp.asarray(np.stack(layers), dtype=dtype))
         del layers
     return params
+
+
+def model_bytes(config: ModelConfig, dtype=jnp.float32) -> int:
+    """Bytes of the whole params tree of ``config`` in ``dtype`` (embeddings, every block, head)."""
+    per_block = sum(int(np.prod(s)) for s in block_spec(config).values())
+    top = sum(int(np.prod(s)) for s in top_spec(config).values())
+    return (top + config.num_layers * per_block) * jnp.dtype(dtype).itemsize
 
 
 def init_params(config: ModelConfig, key: jax.Array, *, dtype=jnp.float32, scale: float = 0.02) -> dict:

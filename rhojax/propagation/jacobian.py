@@ -47,24 +47,32 @@ def top_singular_value(f, x: jax.Array, v0: jax.Array, iterations: int) -> jax.A
     return jnp.sqrt(jnp.sum(jnp.square(jvp(v))))
 
 
+def layer_gain(config, p, h_in, h_out, key, layer, *, iterations) -> tuple[jax.Array, jax.Array]:
+    """``(alpha_t, sigma_t)`` of block ``p`` at layer ``layer``: the per-layer step of :func:`jacobian_gain`."""
+    positions = jnp.arange(h_in.shape[-2], dtype=jnp.int32)
+    v0 = jax.random.normal(jax.random.fold_in(key, layer), h_in.shape, jnp.float32)
+    sigma = top_singular_value(lambda x: block(config, p, x, positions), h_in, v0, iterations)
+    return frobenius(h_out) / frobenius(h_in), sigma
+
+
 @functools.partial(jax.jit, static_argnames=("config", "iterations"))
 def _gain_arrays(config, blocks, hidden, key, *, iterations):
-    positions = jnp.arange(hidden.shape[-2], dtype=jnp.int32)
-
     def per_layer(xs):
         p, h_in, h_out, layer = xs
-        v0 = jax.random.normal(jax.random.fold_in(key, layer), h_in.shape, jnp.float32)
-        sigma = top_singular_value(lambda x: block(config, p, x, positions), h_in, v0, iterations)
-        return frobenius(h_out) / frobenius(h_in), sigma
+        return layer_gain(config, p, h_in, h_out, key, layer, iterations=iterations)
 
     num = hidden.shape[0] - 1
     return jax.lax.map(per_layer, (blocks, hidden[:-1], hidden[1:], jnp.arange(num)))
+
+
+def gain_from_arrays(alpha, sigma, iterations: int) -> JacobianGain:
+    """The :class:`JacobianGain` of per-layer ``alpha`` and ``sigma`` (L,)."""
+    alpha, sigma = np.asarray(alpha, np.float64), np.asarray(sigma, np.float64)
+    return JacobianGain(alpha=alpha, beta_max=sigma, rho_max=sigma / alpha, iterations=iterations)
 
 
 def jacobian_gain(
     config: ModelConfig, params: dict, hidden: jax.Array, key: jax.Array, *, iterations: int = 20
 ) -> JacobianGain:
     """``beta_max_t`` and ``rho_max_t`` of every layer (module docstring); ``hidden`` is (L + 1, N, T, D)."""
-    alpha, sigma = (np.asarray(a, np.float64) for a in _gain_arrays(
-        config, params["blocks"], hidden, key, iterations=iterations))
-    return JacobianGain(alpha=alpha, beta_max=sigma, rho_max=sigma / alpha, iterations=iterations)
+    return gain_from_arrays(*_gain_arrays(config, params["blocks"], hidden, key, iterations=iterations), iterations)

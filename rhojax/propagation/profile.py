@@ -193,23 +193,55 @@ def layer_statistics(f, h_in: jax.Array, h_out: jax.Array, g: jax.Array, eps, si
     return out
 
 
+def layer_profile(config, p, h_in, h_out, key, layer, eps, sink, *, samples, linearised,
+                  versions: tuple[str, ...] = VERSIONS, mesh: Mesh | None = None) -> dict:
+    """:func:`layer_statistics` of block ``p`` at layer ``layer`` for the directions of
+    :func:`~rhojax.propagation.perturbations.directions` (the per-layer step of :func:`rho_statistics`).
+    With a ``mesh`` the samples are padded to a multiple of its data axis and split over it; the
+    per-sample statistics then carry the padded samples (drop them with ``[..., :samples]``)."""
+    positions = jnp.arange(h_in.shape[-2], dtype=jnp.int32)
+    g = directions(key, layer, padded_size(samples, mesh), h_in.shape)
+    return layer_statistics(lambda x: block(config, p, x, positions), h_in, h_out, g, eps, sink,
+                            linearised=linearised, versions=versions, kept_samples=samples,
+                            spread=lambda x: constrain_rows(x, mesh))
+
+
 @functools.partial(jax.jit, static_argnames=("config", "samples", "linearised", "layer_batch", "versions", "mesh"))
 def _profile_arrays(config, blocks, hidden, key, eps, sink, *, samples, linearised, layer_batch, versions, mesh):
-    positions = jnp.arange(hidden.shape[-2], dtype=jnp.int32)
-    padded = padded_size(samples, mesh)
-
     def per_layer(xs):
         p, h_in, h_out, layer = xs
-        g = directions(key, layer, padded, h_in.shape)
-        return layer_statistics(lambda x: block(config, p, x, positions), h_in, h_out, g, eps, sink,
-                                linearised=linearised, versions=versions, kept_samples=samples,
-                                spread=lambda x: constrain_rows(x, mesh))
+        return layer_profile(config, p, h_in, h_out, key, layer, eps, sink, samples=samples, linearised=linearised,
+                             versions=versions, mesh=mesh)
 
     num = hidden.shape[0] - 1
     xs = (blocks, hidden[:-1], hidden[1:], jnp.arange(num))
     out = jax.lax.map(per_layer, xs, batch_size=layer_batch)
     out = {k: v[:, :samples] if k in PER_SAMPLE else v for k, v in out.items()}  # padded samples dropped
     return jax.tree.map(lambda v: constrain_whole(v, mesh), out)
+
+
+def profile_from_arrays(a: dict, eps, sink) -> RhoProfile:
+    """The :class:`RhoProfile` of per-layer statistics ``a`` (each stacked on a leading layer axis); the
+    fields of a version ``a`` lacks are None."""
+    return RhoProfile(
+        eps=eps,
+        alpha=a["alpha"],
+        beta=a.get("beta"),
+        rho=a["beta"] / a["alpha"][..., None] if "beta" in a else None,
+        beta_linear=a.get("beta_linear"),
+        **{name: a.get(name) for name in TOKENWISE_FIELDS},
+        sink=sink,
+    )
+
+
+def profile_as_numpy(profile: RhoProfile) -> RhoProfile:
+    """``profile`` with float64 NumPy fields and a float ``eps``, checked finite (what :func:`rho_profile`
+    returns)."""
+    arrays = {f.name: getattr(profile, f.name) for f in dataclasses.fields(profile)}
+    arrays = {k: None if v is None else np.asarray(v, np.float64) for k, v in arrays.items()}
+    main = "beta" if arrays["beta"] is not None else "token_rho_mean"
+    assert_finite({"alpha": arrays["alpha"], main: arrays[main]})
+    return RhoProfile(**{**arrays, "eps": float(profile.eps), "sink": np.asarray(profile.sink)})
 
 
 def rho_statistics(
@@ -239,15 +271,7 @@ def rho_statistics(
         config, params["blocks"], hidden, key, eps, sink,
         samples=samples, linearised=linearised, layer_batch=layer_batch, versions=versions, mesh=mesh,
     )
-    return RhoProfile(
-        eps=eps,
-        alpha=a["alpha"],
-        beta=a.get("beta"),
-        rho=a["beta"] / a["alpha"][..., None] if "beta" in a else None,
-        beta_linear=a.get("beta_linear"),
-        **{name: a.get(name) for name in TOKENWISE_FIELDS},
-        sink=sink,
-    )
+    return profile_from_arrays(a, eps, sink)
 
 
 def rho_profile(
@@ -279,12 +303,9 @@ def rho_profile(
     profile = rho_statistics(config, params, hidden, key, eps=eps, samples=samples, linearised=linearised,
                              sink_positions=sink_positions, layer_batch=layer_batch, versions=versions,
                              mesh=mesh)
-    arrays = {f.name: getattr(profile, f.name) for f in dataclasses.fields(profile)}
-    arrays = {k: None if v is None else np.asarray(v, np.float64) for k, v in arrays.items()}
-    main = "beta" if arrays["beta"] is not None else "token_rho_mean"
-    chex.assert_shape(arrays[main], (hidden.shape[0] - 1, samples))
-    assert_finite({"alpha": arrays["alpha"], main: arrays[main]})
-    return RhoProfile(**{**arrays, "eps": float(eps), "sink": np.asarray(profile.sink)})
+    main = "beta" if profile.beta is not None else "token_rho_mean"
+    chex.assert_shape(getattr(profile, main), (hidden.shape[0] - 1, samples))
+    return profile_as_numpy(profile)
 
 
 jax.tree_util.register_dataclass(

@@ -20,6 +20,7 @@ from rhojax.compress.magnitude import magnitude_prune
 from rhojax.compress.model import compress_sites
 from rhojax.data.corpora import statistics_split
 from rhojax.data.windows import DEFAULT_SEQ_LEN, corpus_windows
+from rhojax.io.stream import as_stream
 from rhojax.progress import SILENT, Progress
 from rhojax.propagation.absorption import absorption_from_drift
 from rhojax.propagation.compression import compression_drift, compression_profile
@@ -27,13 +28,14 @@ from rhojax.propagation.correlation import correlation
 from rhojax.propagation.drift import DriftTracks, injection_drift, injection_drifts
 from rhojax.propagation.jacobian import jacobian_gain
 from rhojax.propagation.profile import lyapunov_trajectory, rho_profile
+from rhojax.propagation.streamed import GainRequest, ProfileRequest, streamed_profiles
 from rhojax.runs import RunFolder
-from rhojax.settings import setting
+from rhojax.settings import StreamSettings, setting
 from rhojax.sharding import clean_states
 
 
 @dataclasses.dataclass(frozen=True)
-class ProfileSettings:
+class ProfileSettings(StreamSettings):
     """Budgets and perturbation sizes of the contraction-profile study."""
 
     text: str = setting("wiki", "Corpus name (wiki, lambada, news) or a text file.")
@@ -66,22 +68,73 @@ def predicted_drift(eps: float, rho: np.ndarray) -> np.ndarray:
     return eps * np.cumprod(np.asarray(rho, np.float64)[::-1])[::-1]
 
 
-def run_profile_study(model, run: RunFolder, settings: ProfileSettings = ProfileSettings(), *,
-                      progress: Progress = SILENT, mesh: Mesh | None = None) -> dict:
-    """Run (or resume) the contraction profile of ``model`` in ``run``; return the summary.
-
-    ``mesh`` splits the clean forward passes by windows and the rho profiles by samples over devices
-    (:mod:`rhojax.sharding`); the other stages run on every device of the mesh as placed."""
-    s = settings
-    absorption_eps = tuple(sorted(set(s.absorption_eps) | {s.eps}))
-    split = statistics_split(s.text)
-    config, params = model.config, model.params
-    L = config.num_layers
-    windows = corpus_windows(model.tokenizer, s.text, split, s.tokens, s.seq_len)
+def _inputs(tokenizer, s: ProfileSettings) -> tuple[np.ndarray, int, int, dict]:
+    """Windows of the statistics split, drift and Jacobian window counts, and the keys of each stage."""
+    windows = corpus_windows(tokenizer, s.text, statistics_split(s.text), s.tokens, s.seq_len)
     n_drift = max(1, min(len(windows), s.drift_tokens // s.seq_len))
     n_jac = max(1, min(len(windows), s.jacobian_tokens // s.seq_len))
     key = jax.random.key(s.seed)
     keys = {name: jax.random.fold_in(key, i) for i, name in enumerate(["profile", "jacobian", "compressed"])}
+    return windows, n_drift, n_jac, keys
+
+
+#: What the streamed profile leaves out: each follows a perturbation through every later block at once.
+STREAMED_OMITS = ("lyapunov", "drift", "post_compression", "compression_induced", "absorption",
+                  "absorption_tokenwise")
+
+
+def run_streamed_profile_study(stream, run: RunFolder, settings: ProfileSettings = ProfileSettings(), *,
+                               progress: Progress = SILENT) -> dict:
+    """The parts of the profile computed one block at a time, from one pass over the blocks of ``stream``:
+    rho at ``eps`` (with the linearised limit), the eps sweep and the Jacobian gain, each equal to the
+    whole-model study's part of the same name (and shared with it when a run is resumed).
+
+    Drift, absorption, the Lyapunov track and the compression parts (:data:`STREAMED_OMITS`) follow a
+    perturbation through all later blocks; they need the whole model and are left out of the summary.
+    """
+    s = settings
+    windows, _, n_jac, keys = _inputs(stream.tokenizer, s)
+    names = ["profile", *(f"sweep_{e:g}" for e in s.sweep_eps), "jacobian"]
+    if not all(run.has(name) for name in names):
+        requests = [ProfileRequest(s.eps, s.samples, True),
+                    *(ProfileRequest(e, s.sweep_samples, False) for e in s.sweep_eps)]
+        with progress.stage("contraction profile, streamed (layers)", stream.config.num_layers) as update:
+            profiles, gain = streamed_profiles(stream, windows, keys["profile"], requests,
+                                               gain=GainRequest(n_jac, keys["jacobian"], s.jacobian_iterations),
+                                               on_layer=update)
+        values = [p.to_dict() for p in profiles] + [gain.to_dict()]
+        for name, value in zip(names, values, strict=True):
+            run.part(name, lambda value=value: value)
+    parts = [run.read(name) for name in names]
+    return {
+        "settings": dataclasses.asdict(s),
+        "split": statistics_split(s.text),
+        "windows": len(windows),
+        "layers": stream.config.num_layers,
+        "profile": parts[0],
+        "sweep": parts[1:-1],
+        "jacobian": parts[-1],
+        "streamed": {"omitted": list(STREAMED_OMITS),
+                     "note": "parts that follow a perturbation through every later block need the whole model"},
+    }
+
+
+def run_profile_study(model, run: RunFolder, settings: ProfileSettings = ProfileSettings(), *,
+                      progress: Progress = SILENT, mesh: Mesh | None = None) -> dict:
+    """Run (or resume) the contraction profile of ``model`` in ``run``; return the summary.
+
+    A :class:`~rhojax.io.stream.BlockStream` (or ``settings.stream``) runs :func:`run_streamed_profile_study`.
+    ``mesh`` splits the clean forward passes by windows and the rho profiles by samples over devices
+    (:mod:`rhojax.sharding`); the other stages run on every device of the mesh as placed.
+    """
+    s = settings
+    stream = as_stream(model, s.stream)
+    if stream is not None:
+        return run_streamed_profile_study(stream, run, s, progress=progress)
+    absorption_eps = tuple(sorted(set(s.absorption_eps) | {s.eps}))
+    config, params = model.config, model.params
+    L = config.num_layers
+    windows, n_drift, n_jac, keys = _inputs(model.tokenizer, s)
     with progress.stage("contraction profile: clean states, dense and pruned", 2) as update:
         hidden = clean_states(config, params, windows, mesh)
         update(1)

@@ -125,6 +125,12 @@ FIGURES: dict[str, Callable[[Path, dict], Path]] = {
 }
 
 
+#: The summary entry each figure draws (a streamed profile has no drift, absorption or Lyapunov entries).
+FIGURE_DATA = {"rho_alpha_beta": "jacobian", "rho_sweep": "sweep", "lyapunov": "lyapunov", "drift": "drift",
+               "absorption": "absorption"}
+
+
 def draw_profile_figures(folder: Path, summary: dict) -> list[Path]:
-    """Every figure of a profile summary, as ``folder/<name>.png``."""
-    return [draw(Path(folder) / f"{name}.png", summary) for name, draw in FIGURES.items()]
+    """Every figure of a profile summary whose data it holds, as ``folder/<name>.png``."""
+    return [draw(Path(folder) / f"{name}.png", summary) for name, draw in FIGURES.items()
+            if FIGURE_DATA[name] in summary]

@@ -16,22 +16,25 @@ import numpy as np
 from jax.sharding import Mesh
 
 from rhojax.compress import NEEDS_HESSIAN, NEEDS_INPUT_NORM, calibration_stats
+from rhojax.compress.calibration import streamed_calibration_stats
 from rhojax.data.corpora import statistics_split
 from rhojax.data.windows import DEFAULT_SEQ_LEN, corpus_windows
 from rhojax.eval.intervals import ratio_ci
+from rhojax.io.stream import as_stream, parse_memory
 from rhojax.progress import SILENT, Progress
 from rhojax.runs import RunFolder
 from rhojax.sensitivity.grid import parse_levels, sweep_grid
+from rhojax.sensitivity.streamed import run_streamed_sweep, streamed_uniform_ratio
 from rhojax.sensitivity.summary import compression_fragility_index, hierarchy, ratio_map, select, spread
 from rhojax.sensitivity.sweep import run_sweep
 from rhojax.sensitivity.uniform import uniform_ratio
-from rhojax.settings import setting
+from rhojax.settings import StreamSettings, setting
 
 RESULTS = "sweep.jsonl"
 
 
 @dataclasses.dataclass(frozen=True)
-class SweepSettings:
+class SweepSettings(StreamSettings):
     """Methods, levels, token budgets and subset of the per-matrix sensitivity sweep."""
 
     methods: tuple[str, ...] = setting(("magnitude", "wanda"), "Methods: magnitude, magnitude_row, wanda, "
@@ -83,6 +86,15 @@ def summarize(records: Sequence[dict], dense_nll: np.ndarray, tokens_per_window:
     return maps
 
 
+def streamed_states(settings: SweepSettings, eval_windows, hidden_size: int) -> int:
+    """Configurations per streamed pass: 32, or as many final states (N x T x D float32 each) as fit in a
+    quarter of ``memory_budget`` (at least one, at most 256)."""
+    if not settings.memory_budget:
+        return 32
+    per_state = int(np.size(eval_windows)) * hidden_size * 4
+    return max(1, min(256, parse_memory(settings.memory_budget) // 4 // per_state))
+
+
 def run_sweep_study(model, run: RunFolder, settings: SweepSettings = SweepSettings(), *,
                     progress: Progress = SILENT, mesh: Mesh | None = None) -> dict:
     """Run (or resume) the sensitivity sweep of ``model`` in ``run``; return the summary. ``mesh`` spreads
@@ -92,24 +104,37 @@ def run_sweep_study(model, run: RunFolder, settings: SweepSettings = SweepSettin
     method_levels = s.method_levels()
     grid = sweep_grid(config, method_levels, layers=s.layers or None, kinds=s.kinds or None)
     eval_windows = corpus_windows(model.tokenizer, s.text, "evaluation", s.tokens, s.seq_len)
+    stream = as_stream(model, s.stream)
     calibration = None
     if any(m in NEEDS_INPUT_NORM + NEEDS_HESSIAN for m in method_levels):
         calib_windows = corpus_windows(model.tokenizer, s.calib_text, statistics_split(s.calib_text),
                                        s.calib_tokens, s.seq_len)
-        calibration = calibration_stats(config, model.params, calib_windows,
-                                        hessians=any(m in NEEDS_HESSIAN for m in method_levels))
+        hessians = any(m in NEEDS_HESSIAN for m in method_levels)
+        calibration = (calibration_stats(config, model.params, calib_windows, hessians=hessians) if stream is None
+                       else streamed_calibration_stats(stream, calib_windows, hessians=hessians))
     started = time.perf_counter()
     with progress.stage(f"sensitivity sweep ({len(grid)} configurations)", len(grid)) as update:
-        records, reference = run_sweep(config, model.params, eval_windows, grid, run.file(RESULTS),
-                                       calibration=calibration, seed=s.seed, window_batch=s.window_batch,
-                                       config_batch=s.config_batch, on_record=update, mesh=mesh)
+        if stream is None:
+            records, reference = run_sweep(config, model.params, eval_windows, grid, run.file(RESULTS),
+                                           calibration=calibration, seed=s.seed, window_batch=s.window_batch,
+                                           config_batch=s.config_batch, on_record=update, mesh=mesh)
+        else:
+            records, reference = run_streamed_sweep(stream, eval_windows, grid, run.file(RESULTS),
+                                                    calibration=calibration, seed=s.seed,
+                                                    window_batch=s.window_batch,
+                                                    max_states=streamed_states(s, eval_windows, config.hidden_size),
+                                                    on_record=update)
     kinds = config.site_kinds if not s.kinds else tuple(s.kinds)
     tokens_per_window = eval_windows.shape[1] - 1
 
     def yardstick(method: str, level: float) -> float:
-        return run.part(f"yardstick_{method}_{level:g}", lambda: uniform_ratio(
-            config, model.params, eval_windows, method, level, calibration=calibration, seed=s.seed,
-            batch_size=s.window_batch, dense_ppl=reference.perplexity))
+        def compute() -> float:
+            kw = dict(calibration=calibration, seed=s.seed, batch_size=s.window_batch, dense_ppl=reference.perplexity)
+            if stream is None:
+                return uniform_ratio(config, model.params, eval_windows, method, level, **kw)
+            return streamed_uniform_ratio(stream, eval_windows, method, level, **kw)
+
+        return run.part(f"yardstick_{method}_{level:g}", compute)
 
     return {
         "settings": dataclasses.asdict(s),

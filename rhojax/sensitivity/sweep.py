@@ -42,7 +42,8 @@ from rhojax.sharding import gather, padded_size, shard_rows
 
 @dataclasses.dataclass(frozen=True)
 class DenseReference:
-    """Clean evaluation pass: tokens (N, T), every ``h_t`` (L+1, N, T, D), window NLL sums (N,)."""
+    """Clean evaluation pass: tokens (N, T), every ``h_t`` (L+1, N, T, D) (streamed: only ``h_L``, (1, N, T, D)),
+    window NLL sums (N,)."""
 
     tokens: np.ndarray
     hidden: jax.Array
@@ -90,7 +91,11 @@ def rotation_key(seed: int, layer: int, kind: str) -> jax.Array:
 
 def compressed_block(params: dict, c: Configuration, calibration: CalibrationStats | None, seed: int):
     """Block ``c.layer``'s params with matrix ``c.kind`` compressed, and (relative error, zero fraction)."""
-    p = block_params(params, c.layer)
+    return compress_block(block_params(params, c.layer), c, calibration, seed)
+
+
+def compress_block(p: dict, c: Configuration, calibration: CalibrationStats | None, seed: int):
+    """:func:`compressed_block` from the params ``p`` of block ``c.layer`` alone (a streamed block)."""
     w = p[c.kind]["w"]
     stats = None if calibration is None else calibration.site(c.layer, c.kind)
     w_new = compress_matrix(c.method, w, c.level, stats, rotation_key(seed, c.layer, c.kind))
@@ -106,6 +111,18 @@ def drift_statistics(err_sq: np.ndarray, ref_sq: np.ndarray) -> dict[str, float]
         "drift_token_mean": float(per_token[:, 1:].mean()),
         "drift_token_median": float(np.median(per_token[:, 1:])),
         "drift_bos": float(np.sqrt(err_sq[:, 0].sum() / ref_sq[:, 0].sum())),
+    }
+
+
+def sweep_record(c: Configuration, nll: np.ndarray, err_sq: np.ndarray, ref_sq: np.ndarray, dense_ppl: float,
+                 weight_error: float, zero_fraction: float) -> dict:
+    """The record of configuration ``c`` from its window NLL sums (N,) and squared final-state errors (N, T)."""
+    ppl = float(np.exp(nll.sum() / (err_sq.shape[0] * (err_sq.shape[1] - 1))))  # inf (written as null) if diverged
+    return {
+        "layer": c.layer, "kind": c.kind, "method": c.method, "level": c.level,
+        "ppl": ppl, "dense_ppl": dense_ppl, "ppl_ratio": ppl / dense_ppl,
+        "weight_error": weight_error, "zero_fraction": zero_fraction, "window_nll": nll,
+        **drift_statistics(err_sq, ref_sq),
     }
 
 
@@ -159,7 +176,6 @@ def run_sweep(
     reference = dense_reference(config, params, eval_windows, batch_size=window_batch)
     ref_sq = np.asarray(jnp.sum(jnp.square(reference.hidden[-1]), axis=-1), np.float64)
     dense_ppl = reference.perplexity
-    scored = reference.tokens.shape[0] * (reference.tokens.shape[1] - 1)
     count = sum(c.key in done for c in configurations)
     config_batch = padded_size(config_batch, mesh)
     for chunk in _chunks(configurations, config_batch):
@@ -183,13 +199,7 @@ def run_sweep(
         for i, c in enumerate(chunk):
             if c.key in done:
                 continue
-            ppl = float(np.exp(nll_all[i].sum() / scored))  # inf (written as null) if diverged
-            record = {
-                "layer": c.layer, "kind": c.kind, "method": c.method, "level": c.level,
-                "ppl": ppl, "dense_ppl": dense_ppl, "ppl_ratio": ppl / dense_ppl,
-                "weight_error": weight_errors[i], "zero_fraction": zero_fractions[i], "window_nll": nll_all[i],
-                **drift_statistics(err_all[i], ref_sq),
-            }
+            record = sweep_record(c, nll_all[i], err_all[i], ref_sq, dense_ppl, weight_errors[i], zero_fractions[i])
             append_jsonl(results_path, record)
             done[c.key] = json.loads(json.dumps(plain(record), sort_keys=True))
             count += 1

@@ -25,12 +25,17 @@ def compress_all(
     seed: int = 0,
 ) -> dict:
     """Params with every ``(layer, kind)`` matrix compressed independently (one-shot, dense inputs)."""
+    return compress_sites(params, site_operator(method, level, calibration, seed), config.site_kinds)
+
+
+def site_operator(method: str, level: float, calibration: CalibrationStats | None, seed: int):
+    """``operator(w, layer, kind)``: site ``(layer, kind)`` compressed by ``method`` at ``level`` (as in the sweep)."""
 
     def operator(w, t: int, kind: str):
         stats = None if calibration is None else calibration.site(t, kind)
         return compress_matrix(method, w, level, stats, rotation_key(seed, t, kind))
 
-    return compress_sites(params, operator, config.site_kinds)
+    return operator
 
 
 def uniform_ratio(
