@@ -1,0 +1,97 @@
+"""``rhojax plan`` end to end on a tiny random llama saved as a Hugging Face folder (SmolLM2's tokenizer, so the
+real corpus windows are used), and the one-line errors of bad targets."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rhojax.cli import app
+from rhojax.errors import RhojaxError
+from rhojax.io.resolve import load_model, resolve_path
+from rhojax.io.save_hf import save_hf
+from rhojax.io.tokenizer import load_tokenizer
+from rhojax.models import ModelConfig, init_params
+from rhojax.plan.actions import Plan, dense_model_cost
+from rhojax.plan.cost_model import LossCurve, predict
+from rhojax.plan.study import PlanSettings, check_feasible, drift_table, parse_target, plan_drifts
+
+BUDGET = ["--calib-tokens", "128", "--tokens", "128", "--seq-len", "64", "--samples", "2", "--bins", "2000",
+          "--boots", "100", "--sparsities", "0.3,0.5,0.7", "--measured-sparsities", "0.3,0.7", "--rank-fractions",
+          "0.125", "--bits", "4", "--methods", "wanda"]
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    path, gguf_file = resolve_path("smollm2-135m")
+    tokenizer = load_tokenizer(path.parent, gguf_file)
+    config = ModelConfig(
+        family="llama", vocab_size=len(tokenizer.backend), hidden_size=16, num_layers=4, num_heads=2,
+        num_kv_heads=1, head_dim=8, intermediate_size=32, norm_eps=1e-5, rope_theta=1e4, tie_embeddings=True,
+    )
+    folder = tmp_path_factory.mktemp("tiny")
+    save_hf(config, init_params(config, jax.random.PRNGKey(0), scale=0.3), folder, tokenizer=tokenizer)
+    return folder
+
+
+def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):
+    out = tmp_path / "plan"
+    args = ["plan", str(tiny_folder), "--target", "params=0.5", "--out", str(out), "--apply", "--baselines",
+            "bi_removal,uniform_rtn", *BUDGET]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "plan.json").read_text())
+    p = data["plan"]
+    assert data["unit"] == "params" and p["budget_used"]["params"] <= 0.5
+    assert len(p["sites"]) == 4 * 7 and p["action_counts"]
+    # the prediction is the cost model's formula over the plan's effective drifts
+    model = load_model(str(tiny_folder))
+    settings = PlanSettings(target="params=0.5", sparsities=(0.3, 0.5, 0.7), measured_sparsities=(0.3, 0.7),
+                            rank_fractions=(0.125,), bits=(4,), methods=("wanda",))
+    records = [r for layer in range(4) for r in json.loads((out / "parts" / f"sites_{layer}.json").read_text())["value"]]
+    assert all(r["delta_loss"] is not None for r in records)  # delta_source measured: every candidate end to end
+    assert not any(r["action"] == "wanda@0.5" for r in records)  # interpolated, not measured
+    curve = LossCurve(**data["loss_curve"])
+    table = drift_table(model.config, settings.grid(), records, curve, np.asarray(data["rho"]), (0.3, 0.7))
+    assert predict(curve, plan_drifts(model.config, Plan.from_dict(p), table)) == pytest.approx(
+        p["predicted_delta_loss"])
+    assert Plan.from_dict(p).cost(model.config).params <= 0.5 * dense_model_cost(model.config).params
+    # verification: perplexities with intervals, the baselines at the same budget (RTN cannot save params)
+    assert p["perplexity_ci"][0] <= p["perplexity"] <= p["perplexity_ci"][1]
+    names = {r["name"]: r for r in data["baselines"]}
+    assert "skipped" in names["uniform_rtn"] and len(names["bi_removal"]["removed_layers"]) == 2  # (4 - 2) / 4
+    # a rerun resumes from parts/ and writes the same plan
+    stamps = {f.name: f.stat().st_mtime_ns for f in (out / "parts").iterdir()}
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert {f.name: f.stat().st_mtime_ns for f in (out / "parts").iterdir()} == stamps
+    assert json.loads((out / "plan.json").read_text())["plan"]["sites"] == p["sites"]
+
+
+@pytest.mark.parametrize("target,message", [
+    ("params=1.5", "must lie in \\(0, 1\\]"),
+    ("bytes=-0.1", "must lie in \\(0, 1\\]"),
+    ("watts=0.5", "UNIT one of params, flops, bytes"),
+    ("params", "UNIT one of"),
+    ("flops=half", "is not a number"),
+])
+def test_bad_targets_are_one_line_errors(target, message):
+    with pytest.raises(RhojaxError, match=message) as e:
+        parse_target(target)
+    assert target in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(RhojaxError, match=message):
+        PlanSettings(target=target)
+
+
+def test_infeasible_target_names_the_fix(tiny_folder, tmp_path):
+    config = load_model(str(tiny_folder)).config
+    settings = PlanSettings(target="flops=0.6", nm=False, rank_fractions=(), removal=False)
+    with pytest.raises(RhojaxError, match="flops=0.6.*infeasible.*keeps 1.000 of the dense flops"):
+        check_feasible(config, settings.grid(), settings.target)
+    check_feasible(config, PlanSettings(target="flops=0.6").grid(), "flops=0.6")  # 2:4, ranks, removal reach it
+    result = CliRunner().invoke(app, ["plan", str(tiny_folder), "--target", "bytes=0.001", "--no-removal",
+                                      "--out", str(tmp_path / "x"), *BUDGET])
+    assert result.exit_code == 2 and "infeasible" in result.output and "Traceback" not in result.output
