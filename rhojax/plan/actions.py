@@ -14,6 +14,7 @@ layer's statistics measured on the calibration windows run through the already c
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 
@@ -21,6 +22,7 @@ import jax
 import numpy as np
 
 from rhojax.allocation.apply import compress_sequentially
+from rhojax.checks import assert_finite
 from rhojax.compress import NEEDS_HESSIAN, MatrixStats, compress_matrix
 from rhojax.depth.prune import remove_layers
 from rhojax.errors import RhojaxError
@@ -75,18 +77,33 @@ class Action:
         return ZERO
 
     def compress(self, w: jax.Array, stats: MatrixStats | None) -> jax.Array:
-        """``w`` (in, out) under this action (dense returns ``w``; ``remove`` is not a matrix action)."""
+        """``w`` (in, out) under this action (dense returns ``w``; ``remove`` is not a matrix action).
+
+        Compiled once per action and shape (:func:`jitted_operator`)."""
         if self.op == "dense":
             return w
+        if self.op == "remove":
+            raise RhojaxError("action 'remove' removes a whole block: list the layer in Plan.removed")
+        stats = stats or MatrixStats()
+        out = jitted_operator(self)(w, stats.input_norm, stats.hessian)
+        assert_finite(out)
+        return out
+
+    def operator(self, w: jax.Array, stats: MatrixStats) -> jax.Array:
+        """The compression operator of this action (traceable)."""
         if self.op == "prune":
             return compress_matrix(self.method, w, self.level, stats)
         if self.op == "nm":
             return compress_matrix(self.method, w, None, stats, nm=self.nm)
         if self.op == "lowrank":
             return compress_matrix("lowrank_aware", w, int(self.level), stats)
-        if self.op == "rtn":
-            return compress_matrix("rtn", w, int(self.level), stats, group_size=self.group_size)
-        raise RhojaxError("action 'remove' removes a whole block: list the layer in Plan.removed")
+        return compress_matrix("rtn", w, int(self.level), stats, group_size=self.group_size)
+
+
+@functools.cache
+def jitted_operator(action: Action) -> Callable[[jax.Array, jax.Array | None, jax.Array | None], jax.Array]:
+    """``action``'s operator as one compiled function of ``(w, input_norm, hessian)``."""
+    return jax.jit(lambda w, input_norm, hessian: action.operator(w, MatrixStats(input_norm, hessian)))
 
 
 DENSE = Action("dense")

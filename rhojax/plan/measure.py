@@ -84,6 +84,9 @@ def measure_layer(
         matrix = [(i, kind, a) for i, (kind, a) in enumerate(chunk) if a.op != "remove"]
         blocks = [{**p, kind: {**p[kind], "w": a.compress(p[kind]["w"], stats.site(layer, kind))}}
                   for _, kind, a in matrix]
+        if blocks:  # pad to config_batch variants: one compiled shape for every chunk
+            blocks += [blocks[0]] * (config_batch - len(blocks))
+        rows = [i for i, _, _ in matrix]
         local = np.zeros(len(chunk))
         nll = np.zeros(len(chunk))
         err = np.zeros(len(chunk))
@@ -91,13 +94,13 @@ def measure_layer(
             h_t, h_next = reference.hidden[layer, start:stop], reference.hidden[layer + 1, start:stop]
             if blocks:
                 sq = np.asarray(local_squared_errors(config, _stack(blocks), h_t, h_next), np.float64)
-                local[[i for i, _, _ in matrix]] += sq
-                if any(flags[i] for i, _, _ in matrix):
+                local[rows] += sq[: len(rows)]
+                if any(flags[i] for i in rows):
                     tokens = jnp.asarray(reference.tokens[start:stop])
                     out_nll, out_err = suffix_outcomes(config, params, layer, _stack(blocks), h_t,
                                                        reference.hidden[-1, start:stop], tokens)
-                    nll[[i for i, _, _ in matrix]] += np.asarray(out_nll, np.float64).sum(axis=1)
-                    err[[i for i, _, _ in matrix]] += np.asarray(out_err, np.float64).sum(axis=(1, 2))
+                    nll[rows] += np.asarray(out_nll, np.float64)[: len(rows)].sum(axis=1)
+                    err[rows] += np.asarray(out_err, np.float64)[: len(rows)].sum(axis=(1, 2))
             for i, (_, a) in enumerate(chunk):
                 if a.op == "remove":
                     local[i] += float(jnp.sum(jnp.square(h_t - h_next)))

@@ -220,8 +220,10 @@ def describe_plan(config, plan: Plan) -> dict:
 class PlanStudy:
     """One model, one :class:`PlanSettings`, one run folder; every unit of work is a part."""
 
-    def __init__(self, model, run: RunFolder, settings: PlanSettings, progress: Progress = SILENT):
+    def __init__(self, model, run: RunFolder, settings: PlanSettings, progress: Progress = SILENT,
+                 measurements: RunFolder | None = None):
         self.model, self.run, self.s, self.progress = model, run, settings, progress
+        self.measurements = run if measurements is None else measurements
         self.config, self.params = model.config, model.params
         self.key = jax.random.PRNGKey(settings.seed)
 
@@ -246,7 +248,7 @@ class PlanStudy:
                 return outlier_ratios(c, p, calibration_stats(c, p, w, batch_size=self.s.batch_size))
             return layer_alphas(c, p)[0]
 
-        return np.asarray(self.run.part(f"signal_{name}", lambda: np.asarray(compute()).tolist()), np.float64)
+        return np.asarray(self.measurements.part(f"signal_{name}", lambda: np.asarray(compute()).tolist()), np.float64)
 
     def measure(self) -> list[dict]:
         """Every candidate measured alone (one part per layer)."""
@@ -265,13 +267,13 @@ class PlanStudy:
         with self.progress.stage("single-site measurements (layers)", c.num_layers) as update:
             for layer in range(c.num_layers):
                 todo = [(k, a) for k, a in cands[layer] if (layer, k, a.name) in measured]
-                if not self.run.has(f"sites_{layer}") and stats is None:
+                if not self.measurements.has(f"sites_{layer}") and stats is None:
                     hessians = any(a.needs_hessian for _, a in todo)
                     stats = calibration_stats(c, self.params, self.calibration, hessians=hessians,
                                               batch_size=s.batch_size)
                     reference = dense_reference(c, self.params, self.calibration, batch_size=s.batch_size)
                 flags = [(layer, k, a.name) in end_to_end for k, a in todo]
-                records += self.run.part(f"sites_{layer}", functools.partial(
+                records += self.measurements.part(f"sites_{layer}", functools.partial(
                     measure_layer, c, self.params, reference, layer, todo, stats, end_to_end=flags,
                     window_batch=max(1, s.batch_size // 2), config_batch=s.config_batch))
                 update(layer + 1)
@@ -307,16 +309,32 @@ class PlanStudy:
                 "measured_delta_loss_calibration": (row["calibration_nll"] - dense["calibration_nll"]) / calib_scored}
 
 
+#: The settings the single-site measurements and dense signals depend on (not the target, apply or baselines).
+MEASUREMENT_FIELDS: tuple[str, ...] = (
+    "calib_text", "calib_tokens", "seq_len", "methods", "sparsities", "measured_sparsities", "nm", "rank_fractions",
+    "bits", "group_size", "removal", "delta_source", "fit_sites", "rho_eps", "samples", "seed", "batch_size",
+    "config_batch")
+
+
+def measurement_settings(settings: PlanSettings) -> dict:
+    """The part of ``settings`` a shared measurement folder is keyed by (:data:`MEASUREMENT_FIELDS`)."""
+    return {name: getattr(settings, name) for name in MEASUREMENT_FIELDS}
+
+
 def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(), *,
-                   progress: Progress = SILENT) -> dict:
-    """Plan ``model`` at ``settings.target`` (and with ``apply`` verify it against the baselines); the summary."""
+                   progress: Progress = SILENT, measurements: RunFolder | None = None) -> dict:
+    """Plan ``model`` at ``settings.target`` (and with ``apply`` verify it against the baselines); the summary.
+
+    ``measurements`` is a run folder for the target-independent parts (dense signals, single-site
+    measurements), opened with :func:`measurement_settings`, so that several targets share them; by default
+    they are parts of ``run``."""
     s = settings
     config = model.config
     unit, fraction = parse_target(s.target)
     grid = s.grid()
     check_feasible(config, grid, s.target)
     started = time.perf_counter()
-    study = PlanStudy(model, run, s, progress)
+    study = PlanStudy(model, run, s, progress, measurements)
     rho = study.signal("rho")
     records = study.measure()
     layers = np.array([r["layer"] for r in records])
