@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from rhojax.cli import app
 from rhojax.errors import RhojaxError
+from rhojax.eval.perplexity import perplexity
 from rhojax.io.resolve import load_model, resolve_path
 from rhojax.io.save_hf import save_hf
 from rhojax.io.tokenizer import load_tokenizer
@@ -42,7 +43,7 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):
     out = tmp_path / "plan"
     args = ["plan", str(tiny_folder), "--target", "params=0.5", "--out", str(out), "--apply", "--baselines",
             "bi_removal,uniform_rtn", *BUDGET]
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, [*args, "--save-model"])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "plan.json").read_text())
     p = data["plan"]
@@ -51,8 +52,9 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):
     # the prediction is the cost model's formula over the plan's effective drifts
     model = load_model(str(tiny_folder))
     settings = PlanSettings(target="params=0.5", sparsities=(0.3, 0.5, 0.7), measured_sparsities=(0.3, 0.7),
-                            rank_fractions=(0.125,), bits=(4,), methods=("wanda",))
-    records = [r for layer in range(4) for r in json.loads((out / "parts" / f"sites_{layer}.json").read_text())["value"]]
+                            rank_fractions=(0.125,), bits=(4,), methods=("wanda",), tokens=128, seq_len=64)
+    parts = [json.loads((out / "parts" / f"sites_{layer}.json").read_text())["value"] for layer in range(4)]
+    records = [r for part in parts for r in part]
     assert all(r["delta_loss"] is not None for r in records)  # delta_source measured: every candidate end to end
     assert not any(r["action"] == "wanda@0.5" for r in records)  # interpolated, not measured
     curve = LossCurve(**data["loss_curve"])
@@ -64,6 +66,11 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):
     assert p["perplexity_ci"][0] <= p["perplexity"] <= p["perplexity_ci"][1]
     names = {r["name"]: r for r in data["baselines"]}
     assert "skipped" in names["uniform_rtn"] and len(names["bi_removal"]["removed_layers"]) == 2  # (4 - 2) / 4
+    # the saved model (HF safetensors, dense form) is the verified one: same evaluation perplexity
+    saved = load_model(str(out / "model"))
+    assert saved.config.num_layers == 4 - len(p["removed_layers"])
+    windows = settings.evaluation_windows(saved.tokenizer)
+    assert perplexity(saved.config, saved.params, windows).perplexity == pytest.approx(p["perplexity"], rel=1e-4)
     # a rerun resumes from parts/ and writes the same plan
     stamps = {f.name: f.stat().st_mtime_ns for f in (out / "parts").iterdir()}
     assert CliRunner().invoke(app, args).exit_code == 0
@@ -92,6 +99,6 @@ def test_infeasible_target_names_the_fix(tiny_folder, tmp_path):
     with pytest.raises(RhojaxError, match="flops=0.6.*infeasible.*keeps 1.000 of the dense flops"):
         check_feasible(config, settings.grid(), settings.target)
     check_feasible(config, PlanSettings(target="flops=0.6").grid(), "flops=0.6")  # 2:4, ranks, removal reach it
-    result = CliRunner().invoke(app, ["plan", str(tiny_folder), "--target", "bytes=0.001", "--no-removal",
+    result = CliRunner().invoke(app, ["plan", str(tiny_folder), "--target", "bytes=0.001", "--no-nm",
                                       "--out", str(tmp_path / "x"), *BUDGET])
     assert result.exit_code == 2 and "infeasible" in result.output and "Traceback" not in result.output

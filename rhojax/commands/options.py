@@ -1,7 +1,8 @@
 """Command-line options built from a study's settings dataclass, so defaults are written once.
 
 Every field of a frozen settings dataclass becomes ``--field-name`` with the field's default and its
-``metadata["help"]`` (a boolean field also gets ``--no-field-name``); tuple fields are given comma-separated (``--eps 0.001,0.01``).
+``metadata["help"]`` (a boolean field also gets ``--no-field-name``); tuple fields are given comma-separated
+(``--eps 0.001,0.01``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ import typer
 from rhojax.commands.common import DTYPE, MODEL, console, guarded, open_run, progress, save_summary
 from rhojax.commands.options import with_settings
 from rhojax.io.resolve import load_model
+from rhojax.io.save_hf import save_hf
+from rhojax.plan.actions import Plan, apply_plan
 from rhojax.plan.study import PlanSettings, run_plan_study
 
 
@@ -16,7 +18,9 @@ from rhojax.plan.study import PlanSettings, run_plan_study
 @with_settings(PlanSettings)
 def plan(
     model: str = MODEL,
-    out: Path = typer.Option(..., "--out", help="Run folder (plan.json, parts/ for resuming)."),
+    out: Path = typer.Option(..., "--out", help="Run folder (plan.json, parts/, model/ with --save-model)."),
+    save_model: bool = typer.Option(False, "--save-model", help="Also save the planned model (HF safetensors, "
+                                    "weights in dense form) to OUT/model."),
     dtype: str = DTYPE,
     settings: PlanSettings = PlanSettings(),
 ) -> None:
@@ -34,4 +38,10 @@ def plan(
         for row in summary["baselines"]:
             console.print(f"  {row['name']}: " + (row["skipped"] if "skipped" in row else
                                                    f"perplexity {row['perplexity']:.3f} (ratio {row['ratio']:.3f})"))
+    if save_model:
+        s = settings
+        config, params = apply_plan(loaded.config, loaded.params, Plan.from_dict(p),
+                                    s.calibration_windows(loaded.tokenizer), batch_size=s.batch_size)
+        save_hf(config, params, run.file("model"), tokenizer=loaded.tokenizer)
+        console.print(f"saved the planned model to {run.file('model')}")
     console.print(f"wrote {run.file('plan.json')}")
