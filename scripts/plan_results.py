@@ -37,9 +37,23 @@ def main() -> int:
     parser.add_argument("--calib-tokens", type=int, default=2048)
     parser.add_argument("--tokens", type=int, default=16384)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="Any other PlanSettings field, e.g. --set methods=wanda --set nm=false (tuples: a,b).")
     args = parser.parse_args()
+    overrides = dict(item.split("=", 1) for item in args.set)
+    fields = {f.name: f for f in dataclasses.fields(PlanSettings)}
+    values = {}
+    for name, text in overrides.items():
+        default = fields[name].default
+        if isinstance(default, tuple):
+            element = type(default[0]) if default else str
+            values[name] = tuple(element(v) for v in text.split(",") if v)
+        elif isinstance(default, bool):
+            values[name] = text.lower() in ("1", "true", "yes")
+        else:
+            values[name] = type(default)(text)
     base = PlanSettings(delta_source=args.delta_source, fit_sites=args.fit_sites, calib_tokens=args.calib_tokens,
-                        tokens=args.tokens, seed=args.seed, apply=True)
+                        tokens=args.tokens, seed=args.seed, apply=True, **values)
     model = load_model(args.model)
     measurements = RunFolder.open(args.work / "measure", {"model": model.spec, **measurement_settings(base)})
     started = time.perf_counter()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import jax
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -13,33 +12,18 @@ from typer.testing import CliRunner
 from rhojax.cli import app
 from rhojax.errors import RhojaxError
 from rhojax.eval.perplexity import perplexity
-from rhojax.io.resolve import load_model, resolve_path
-from rhojax.io.save_hf import save_hf
-from rhojax.io.tokenizer import load_tokenizer
-from rhojax.models import ModelConfig, init_params
+from rhojax.io.resolve import load_model
 from rhojax.plan.actions import Plan, dense_model_cost
 from rhojax.plan.cost_model import LossCurve, predict
 from rhojax.plan.study import PlanSettings, check_feasible, drift_table, parse_target, plan_drifts
+from tests.test_depth_cli import tiny_folder  # noqa: F401 - the tiny random llama saved as an HF folder
 
 BUDGET = ["--calib-tokens", "128", "--tokens", "128", "--seq-len", "64", "--samples", "2", "--bins", "2000",
           "--boots", "100", "--sparsities", "0.3,0.5,0.7", "--measured-sparsities", "0.3,0.7", "--rank-fractions",
           "0.125", "--bits", "4", "--methods", "wanda"]
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    path, gguf_file = resolve_path("smollm2-135m")
-    tokenizer = load_tokenizer(path.parent, gguf_file)
-    config = ModelConfig(
-        family="llama", vocab_size=len(tokenizer.backend), hidden_size=16, num_layers=4, num_heads=2,
-        num_kv_heads=1, head_dim=8, intermediate_size=32, norm_eps=1e-5, rope_theta=1e4, tie_embeddings=True,
-    )
-    folder = tmp_path_factory.mktemp("tiny")
-    save_hf(config, init_params(config, jax.random.PRNGKey(0), scale=0.3), folder, tokenizer=tokenizer)
-    return folder
-
-
-def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):
+def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa: F811
     out = tmp_path / "plan"
     args = ["plan", str(tiny_folder), "--target", "params=0.5", "--out", str(out), "--apply", "--baselines",
             "bi_removal,uniform_rtn", *BUDGET]
@@ -93,7 +77,7 @@ def test_bad_targets_are_one_line_errors(target, message):
         PlanSettings(target=target)
 
 
-def test_infeasible_target_names_the_fix(tiny_folder, tmp_path):
+def test_infeasible_target_names_the_fix(tiny_folder, tmp_path):  # noqa: F811
     config = load_model(str(tiny_folder)).config
     settings = PlanSettings(target="flops=0.6", nm=False, rank_fractions=(), removal=False)
     with pytest.raises(RhojaxError, match="flops=0.6.*infeasible.*keeps 1.000 of the dense flops"):
