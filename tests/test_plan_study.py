@@ -26,7 +26,7 @@ BUDGET = ["--calib-tokens", "128", "--tokens", "128", "--seq-len", "64", "--samp
 def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa: F811
     out = tmp_path / "plan"
     args = ["plan", str(tiny_folder), "--target", "params=0.5", "--out", str(out), "--apply", "--baselines",
-            "bi_removal,uniform_rtn", *BUDGET]
+            "bi_removal,uniform_rtn", "--tasks", "arc_easy", "--task-limit", "4", *BUDGET]
     result = CliRunner().invoke(app, [*args, "--save-model"])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "plan.json").read_text())
@@ -48,6 +48,7 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
     assert Plan.from_dict(p).cost(model.config).params <= 0.5 * dense_model_cost(model.config).params
     # verification: perplexities with intervals, the baselines at the same budget (RTN cannot save params)
     assert p["perplexity_ci"][0] <= p["perplexity"] <= p["perplexity_ci"][1]
+    assert p["tasks"]["arc_easy"]["items"] == 4 and 0 <= p["mean_acc"] <= 1 and "mean_acc" in data["dense"]
     names = {r["name"]: r for r in data["baselines"]}
     assert "skipped" in names["uniform_rtn"] and len(names["bi_removal"]["removed_layers"]) == 2  # (4 - 2) / 4
     # the saved model (HF safetensors, dense form) is the verified one: same evaluation perplexity

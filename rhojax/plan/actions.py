@@ -60,6 +60,7 @@ class Action:
 
     @property
     def needs_hessian(self) -> bool:
+        """Whether the operator needs the input Hessian ``X^T X`` (SparseGPT, activation-aware SVD)."""
         return self.method in NEEDS_HESSIAN
 
     def cost(self, shape: tuple[int, int]) -> Cost:
@@ -111,6 +112,7 @@ REMOVE = Action("remove")
 
 
 def prune(method: str, sparsity: float) -> Action:
+    """Unstructured pruning with ``method`` (wanda or sparsegpt) to ``sparsity`` in (0, 1]."""
     if method not in PRUNE_METHODS:
         raise RhojaxError(f"pruning method {method!r}: choose one of {', '.join(PRUNE_METHODS)}")
     if not 0.0 < sparsity <= 1.0:
@@ -119,16 +121,19 @@ def prune(method: str, sparsity: float) -> Action:
 
 
 def nm(method: str, pattern: tuple[int, int]) -> Action:
+    """N:M pruning with ``method``: keep ``pattern[0]`` of every ``pattern[1]`` consecutive inputs."""
     if method not in PRUNE_METHODS:
         raise RhojaxError(f"pruning method {method!r}: choose one of {', '.join(PRUNE_METHODS)}")
     return Action("nm", method, 1.0 - pattern[0] / pattern[1], (int(pattern[0]), int(pattern[1])))
 
 
 def lowrank(rank: int) -> Action:
+    """Activation-aware SVD to ``rank``."""
     return Action("lowrank", "lowrank_aware", float(int(rank)))
 
 
 def rtn(bits: int, group_size: int | None) -> Action:
+    """Symmetric RTN at ``bits`` with one scale per ``group_size`` inputs (None: per output channel)."""
     return Action("rtn", "rtn", float(int(bits)), group_size=group_size)
 
 

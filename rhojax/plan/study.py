@@ -34,6 +34,8 @@ from rhojax.depth.scores import layer_rho, rho_of
 from rhojax.errors import RhojaxError
 from rhojax.eval.intervals import perplexity_ci, ratio_ci
 from rhojax.eval.perplexity import window_nll_sums
+from rhojax.eval.task_data import parse_task_names
+from rhojax.eval.tasks import evaluate
 from rhojax.plan import baselines as baseline_plans
 from rhojax.plan.actions import PRUNE_METHODS, REMOVE, ActionGrid, Plan, apply_plan, dense_model_cost
 from rhojax.plan.cost_model import (
@@ -96,6 +98,8 @@ class PlanSettings(TextSettings):
     samples: int = setting(4, "Gaussian perturbation samples per layer.")
     seed: int = setting(0, "Seed of the perturbations, the fit-site sample and the bootstrap.")
     apply: bool = setting(False, "Build the plan and the baselines and evaluate them.")
+    tasks: tuple[str, ...] = setting((), "Zero-shot tasks scored with apply (e.g. arc_easy,piqa; empty: none).")
+    task_limit: int = setting(100, "First N items of each task.")
     baselines: tuple[str, ...] = setting(baseline_plans.BASELINES, "Baselines evaluated with apply: "
                                          + ", ".join(baseline_plans.BASELINES) + ".")
     schedule: str = setting("depth", "rhojax schedule of the schedule_wanda baseline: depth or rho.")
@@ -106,6 +110,8 @@ class PlanSettings(TextSettings):
 
     def __post_init__(self) -> None:
         parse_target(self.target)
+        if self.tasks:
+            parse_task_names(list(self.tasks))
         for name, value, choices in (("delta_source", self.delta_source, DELTA_SOURCES),
                                      ("schedule", self.schedule, baseline_plans.RHOJAX_SCHEDULES)):
             if value not in choices:
@@ -123,6 +129,7 @@ class PlanSettings(TextSettings):
                               f"{self.sparsities} and include the lowest and the highest")
 
     def grid(self) -> ActionGrid:
+        """The candidate grid these settings describe."""
         return ActionGrid(tuple(self.methods), tuple(self.sparsities), ((2, 4),) if self.nm else (),
                           tuple(self.rank_fractions), tuple(self.bits), self.group_size, self.removal)
 
@@ -145,6 +152,7 @@ def lightest_fraction(config, grid: ActionGrid, unit: str) -> float:
 
 
 def check_feasible(config, grid: ActionGrid, target: str) -> None:
+    """A one-line error when ``target`` is below :func:`lightest_fraction` (no plan on ``grid`` reaches it)."""
     unit, fraction = parse_target(target)
     least = lightest_fraction(config, grid, unit)
     if fraction < least - 1e-12:
@@ -279,22 +287,26 @@ class PlanStudy:
                 update(layer + 1)
         return records
 
+    def score(self, config, params) -> dict:
+        """Per-window NLL on the evaluation windows, the calibration NLL, and the zero-shot tasks if any."""
+        s = self.s
+        calibration = window_nll_sums(config, params, self.calibration, batch_size=s.batch_size)
+        out = {"window_nll": window_nll_sums(config, params, self.evaluation, batch_size=s.batch_size).tolist(),
+               "calibration_nll": float(calibration.sum())}
+        if s.tasks:
+            results = evaluate(config, params, self.model.tokenizer, list(s.tasks), limit=s.task_limit)
+            out["tasks"] = {name: {"acc": r.acc, "acc_stderr": r.acc_stderr, "items": r.items}
+                            for name, r in results.items()}
+            out["mean_acc"] = float(np.mean([r.acc for r in results.values()]))
+        return out
+
     def evaluate(self, name: str, plan: Plan) -> dict:
-        """Build ``plan`` (sequential calibration) and score it on the evaluation windows (a part)."""
-        def compute():
-            config, params = apply_plan(self.config, self.params, plan, self.calibration,
-                                        batch_size=self.s.batch_size)
-            nll = window_nll_sums(config, params, self.evaluation, batch_size=self.s.batch_size)
-            calib = window_nll_sums(config, params, self.calibration, batch_size=self.s.batch_size)
-            return {"window_nll": nll.tolist(), "calibration_nll": float(calib.sum())}
-        return self.run.part(f"eval_{name}", compute)
+        """Build ``plan`` (sequential calibration) and score it (a part)."""
+        return self.run.part(f"eval_{name}", lambda: self.score(*apply_plan(
+            self.config, self.params, plan, self.calibration, batch_size=self.s.batch_size)))
 
     def dense(self) -> dict:
-        def compute():
-            nll = window_nll_sums(self.config, self.params, self.evaluation, batch_size=self.s.batch_size)
-            calib = window_nll_sums(self.config, self.params, self.calibration, batch_size=self.s.batch_size)
-            return {"window_nll": nll.tolist(), "calibration_nll": float(calib.sum())}
-        return self.run.part("eval_dense", compute)
+        return self.run.part("eval_dense", lambda: self.score(self.config, self.params))
 
     def scored(self, row: dict, dense: dict) -> dict:
         """Perplexity with its 95% interval, ratio to dense with its paired interval, measured loss increases."""
@@ -306,7 +318,8 @@ class PlanStudy:
         return {"perplexity": float(np.exp(nll.sum() / (nll.size * per_window))),
                 "perplexity_ci": perplexity_ci(nll, per_window, boots=s.boots, seed=s.seed),
                 "ratio": float(np.exp(delta)), "ratio_ci": [lo, hi], "measured_delta_loss": delta,
-                "measured_delta_loss_calibration": (row["calibration_nll"] - dense["calibration_nll"]) / calib_scored}
+                "measured_delta_loss_calibration": (row["calibration_nll"] - dense["calibration_nll"]) / calib_scored,
+                **{k: row[k] for k in ("tasks", "mean_acc") if k in row}}
 
 
 #: The settings the single-site measurements and dense signals depend on (not the target, apply or baselines).
