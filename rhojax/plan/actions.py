@@ -24,12 +24,17 @@ import numpy as np
 from rhojax.allocation.apply import compress_sequentially
 from rhojax.checks import assert_finite
 from rhojax.compress import NEEDS_HESSIAN, MatrixStats, compress_matrix
+from rhojax.compress.lowrank import activation_aware_svd
 from rhojax.depth.prune import remove_layers
 from rhojax.errors import RhojaxError
 from rhojax.models.config import ModelConfig
 from rhojax.plan.costs import ZERO, Cost, dense_cost, lowrank_cost, nm_cost, rtn_cost, unstructured_cost
 
 OPS: tuple[str, ...] = ("dense", "prune", "nm", "lowrank", "rtn", "remove")
+#: Relative damping ``lambda = damp * mean(diag H)`` of the activation-aware SVD's Cholesky factor. SparseGPT's
+#: 0.01: calibration sets smaller than a matrix's input size leave ``X^T X`` singular, and the operator's own
+#: default (1e-6) then gives a float32 Cholesky factor with NaNs (seen on SmolLM2's down projections).
+LOWRANK_DAMP = 0.01
 PRUNE_METHODS: tuple[str, ...] = ("wanda", "sparsegpt")
 Site = tuple[int, str]
 
@@ -97,7 +102,7 @@ class Action:
         if self.op == "nm":
             return compress_matrix(self.method, w, None, stats, nm=self.nm)
         if self.op == "lowrank":
-            return compress_matrix("lowrank_aware", w, int(self.level), stats)
+            return activation_aware_svd(w, stats.hessian, int(self.level), damp=LOWRANK_DAMP).astype(w.dtype)
         return compress_matrix("rtn", w, int(self.level), stats, group_size=self.group_size)
 
 
