@@ -11,6 +11,7 @@ from rhojax.commands.depth import allocate, prune_depth
 from rhojax.commands.eval import eval_tasks
 from rhojax.commands.fragility import fragility
 from rhojax.commands.heal import heal
+from rhojax.commands.plan import plan
 from rhojax.commands.profile import profile
 from rhojax.commands.structure import structure
 from rhojax.commands.sweep import sweep
@@ -35,6 +36,7 @@ app.command()(fragility)
 app.command("eval")(eval_tasks)
 app.command()(bounds)
 app.command()(heal)
+app.command()(plan)
 
 if __name__ == "__main__":
     app()

@@ -9,7 +9,7 @@ the next layer's input. One block pass per layer over the calibration windows, n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +34,48 @@ def _batched(fn, h: list[jax.Array]):
     return total
 
 
+#: ``operator(layer, kind, w, stats)``: the compressed ``(in, out)`` matrix of one site, given the statistics of
+#: its real (already compressed upstream) input.
+SequentialOperator = Callable[[int, str, jax.Array, MatrixStats], jax.Array]
+
+
+def compress_sequentially(
+    config: ModelConfig,
+    params: dict,
+    calibration: np.ndarray,
+    operator: SequentialOperator,
+    *,
+    hessians: bool,
+    bypass: Sequence[int] = (),
+    batch_size: int = 4,
+    on_layer: Callable[[int], None] | None = None,
+) -> dict:
+    """Params with every block matrix replaced by ``operator(layer, kind, w, stats)``, calibrated sequentially.
+
+    The inputs of layer ``l`` are the calibration windows (N, T) run through the embedding and the already
+    compressed layers ``0..l-1``; ``stats`` holds ``||X_j||_2`` and, with ``hessians``, ``X^T X`` of the
+    matrix's input there. Layers in ``bypass`` (to be removed afterwards) keep their params and pass their
+    input on unchanged, as the model without them will.
+    """
+    windows = np.asarray(calibration, dtype=np.int32)
+    starts = range(0, len(windows), batch_size)
+    h = [embed_tokens(config, params, jnp.asarray(windows[i : i + batch_size])) for i in starts]
+    layers = []
+    for layer in range(config.num_layers):
+        p = block_params(params, layer)
+        if layer not in bypass:
+            sq, hess = _batched(lambda x, p=p: layer_statistics(config, p, x, hessians), h)
+            for kind in config.site_kinds:
+                group = INPUT_OF[kind]
+                stats = MatrixStats(jnp.sqrt(sq[group]), hess[group] if hessians else None)
+                p = {**p, kind: {**p[kind], "w": operator(layer, kind, p[kind]["w"], stats)}}
+            h = [apply_block(config, p, x) for x in h]
+        layers.append(p)
+        if on_layer is not None:
+            on_layer(layer + 1)
+    return {**params, "blocks": jax.tree.map(lambda *ps: jnp.stack(ps), *layers)}
+
+
 def prune_with_allocation(
     config: ModelConfig,
     params: dict,
@@ -51,25 +93,10 @@ def prune_with_allocation(
     sparsities = np.asarray(sparsities, dtype=np.float64)
     if sparsities.shape != (config.num_layers,):
         raise RhojaxError(f"{len(sparsities)} layer sparsities for a model with {config.num_layers} layers")
-    windows = np.asarray(calibration, dtype=np.int32)
-    starts = range(0, len(windows), batch_size)
-    h = [embed_tokens(config, params, jnp.asarray(windows[i : i + batch_size])) for i in starts]
-    hessians = method == "sparsegpt"
-    pruned_layers = []
-    for layer in range(config.num_layers):
-        p = block_params(params, layer)
-        sq, hess = _batched(lambda x, p=p: layer_statistics(config, p, x, hessians), h)
-        for kind in config.site_kinds:
-            group = INPUT_OF[kind]
-            stats = MatrixStats(jnp.sqrt(sq[group]), hess[group] if hessians else None)
-            w = compress_matrix(method, p[kind]["w"], float(sparsities[layer]), stats)
-            p = {**p, kind: {**p[kind], "w": w}}
-        h = [apply_block(config, p, x) for x in h]
-        pruned_layers.append(p)
-        if on_layer is not None:
-            on_layer(layer + 1)
-    blocks = jax.tree.map(lambda *layers: jnp.stack(layers), *pruned_layers)
-    return {**params, "blocks": blocks}
+    return compress_sequentially(
+        config, params, calibration,
+        lambda layer, kind, w, stats: compress_matrix(method, w, float(sparsities[layer]), stats),
+        hessians=method == "sparsegpt", batch_size=batch_size, on_layer=on_layer)
 
 
 def layer_sparsity(config: ModelConfig, params: dict) -> np.ndarray:

@@ -30,9 +30,8 @@ MODEL_PARALLEL = typer.Option(1, "--model-parallel", help="Devices that share on
 def placed(model, devices: int, model_parallel: int):
     """``(model, mesh)``: the model placed over a mesh of ``devices`` (see :mod:`rhojax.sharding`), or the
     model unchanged and ``None`` for the single-device default."""
-    from rhojax.sharding import device_mesh, shard_model
-
     from rhojax.io.stream import BlockStream
+    from rhojax.sharding import device_mesh, shard_model
 
     mesh = device_mesh(devices, model_parallel)
     if mesh is not None and isinstance(model, BlockStream):

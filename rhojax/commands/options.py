@@ -1,7 +1,8 @@
 """Command-line options built from a study's settings dataclass, so defaults are written once.
 
 Every field of a frozen settings dataclass becomes ``--field-name`` with the field's default and its
-``metadata["help"]``; tuple fields are given comma-separated (``--eps 0.001,0.01``).
+``metadata["help"]`` (a boolean field also gets ``--no-field-name``); tuple fields are given comma-separated
+(``--eps 0.001,0.01``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def settings_parameters(cls) -> list[inspect.Parameter]:
         annotation, default = hints[field.name], _default(field)
         if _is_tuple(annotation):
             annotation, default = str, ",".join(str(v) for v in default)
-        option = typer.Option(default, flag(field.name), help=field.metadata.get("help", ""))
+        names = flag(field.name) + (f"/--no-{flag(field.name)[2:]}" if annotation is bool else "")
+        option = typer.Option(default, names, help=field.metadata.get("help", ""))
         parameters.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                             annotation=annotation))
     return parameters

@@ -1,0 +1,47 @@
+"""``rhojax plan``: a budgeted compression plan for one model (:mod:`rhojax.plan.study`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rhojax.commands.common import DTYPE, MODEL, console, guarded, open_run, progress, save_summary
+from rhojax.commands.options import with_settings
+from rhojax.io.resolve import load_model
+from rhojax.io.save_hf import save_hf
+from rhojax.plan.actions import Plan, apply_plan
+from rhojax.plan.study import PlanSettings, run_plan_study
+
+
+@guarded
+@with_settings(PlanSettings)
+def plan(
+    model: str = MODEL,
+    out: Path = typer.Option(..., "--out", help="Run folder (plan.json, parts/, model/ with --save-model)."),
+    save_model: bool = typer.Option(False, "--save-model", help="Also save the planned model (HF safetensors, "
+                                    "weights in dense form) to OUT/model."),
+    dtype: str = DTYPE,
+    settings: PlanSettings = PlanSettings(),
+) -> None:
+    """Plan MODEL at --target (params, flops or bytes) from its own measurements; with --apply, verify it."""
+    loaded = load_model(model, dtype=dtype)
+    run = open_run(out, loaded, settings)
+    summary = save_summary(run, "plan.json", loaded, run_plan_study(loaded, run, settings, progress=progress()))
+    p = summary["plan"]
+    used = p["budget_used"][summary["unit"]]
+    console.print(f"plan at {settings.target}: {len(p['removed_layers'])} blocks removed, {used:.3f} of the "
+                  f"{summary['unit']} used, predicted loss increase {p['predicted_delta_loss']:.4f} nats/token")
+    if settings.apply:
+        console.print(f"measured: perplexity {p['perplexity']:.3f} (dense {summary['dense']['perplexity']:.3f}, "
+                      f"ratio {p['ratio']:.3f}, 95% [{p['ratio_ci'][0]:.3f}, {p['ratio_ci'][1]:.3f}])")
+        for row in summary["baselines"]:
+            console.print(f"  {row['name']}: " + (row["skipped"] if "skipped" in row else
+                                                   f"perplexity {row['perplexity']:.3f} (ratio {row['ratio']:.3f})"))
+    if save_model:
+        s = settings
+        config, params = apply_plan(loaded.config, loaded.params, Plan.from_dict(p),
+                                    s.calibration_windows(loaded.tokenizer), batch_size=s.batch_size)
+        save_hf(config, params, run.file("model"), tokenizer=loaded.tokenizer)
+        console.print(f"saved the planned model to {run.file('model')}")
+    console.print(f"wrote {run.file('plan.json')}")

@@ -1,0 +1,108 @@
+"""The predicted loss increase of a plan, from single-site measurements combined through the contraction profile.
+
+Notation: a plan compresses sites ``a`` (a matrix under an action, or a removed block) at layers ``t_a``.
+For each site alone, on calibration windows, rhojax measures
+
+- its *local error* ``eps_a = ||B'_t(h_t) - B_t(h_t)|| / ||h_{t+1}||`` (block ``t`` with the site
+  compressed against the dense block, Frobenius over all tokens; a removed block has ``B'_t = id``);
+- optionally its *loss increase* ``dL_a`` (mean next-token NLL, nats per token, the rest of the model dense).
+
+The contraction profile ``rho_s`` (relative error out / relative error in of block ``s``) carries a relative
+error written into ``h_{t+1}`` to the last state with the downstream amplification
+``A_{t+1} = prod_{s > t} rho_s`` (:func:`rhojax.allocation.schedules.output_amplification`), so the site's
+*propagated drift* is ``d_a = eps_a * A_{t_a + 1}``.
+
+**Loss curve.** Single sites relate drift to loss by a power law ``dL = kappa * d^p``, fitted by least
+squares in log-log on the sites measured both ways (``p`` clipped to ``[1, 4]``; it tends to 2 for small
+errors, where the loss is quadratic around the dense model).
+
+**Combination rule.** Each site contributes an *effective drift* ``delta_a``: ``(dL_a / kappa)^(1/p)`` when its
+loss increase was measured (the measurement, read back through the curve), else ``d_a``. Errors of different
+sites are independent, so their final-state errors add in quadrature, and the plan's predicted loss increase is
+
+    dL(plan) = kappa * (sum_a delta_a^2)^(p / 2).
+
+With ``p = 2`` this is exactly the sum of the single-site increases (additivity, the small-error limit);
+with ``p > 2`` errors compound (super-additive), with ``p < 2`` they saturate. One site alone is predicted
+at its own measured ``dL_a``. Minimising ``dL(plan)`` under a budget is minimising the separable
+``sum_a delta_a^2``, which is what :mod:`rhojax.plan.optimize` solves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from rhojax.allocation.schedules import output_amplification
+from rhojax.errors import RhojaxError
+
+#: The fitted exponent is kept in this range.
+P_RANGE: tuple[float, float] = (1.0, 4.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossCurve:
+    """``dL = kappa * drift^p`` and its inverse."""
+
+    kappa: float
+    p: float
+
+    def loss(self, drift) -> np.ndarray:
+        return self.kappa * np.asarray(drift, np.float64) ** self.p
+
+    def drift(self, delta_loss) -> np.ndarray:
+        """The effective drift of a measured loss increase (negative increases count as none)."""
+        return (np.maximum(np.asarray(delta_loss, np.float64), 0.0) / self.kappa) ** (1.0 / self.p)
+
+    def to_dict(self) -> dict:
+        return {"kappa": self.kappa, "p": self.p}
+
+
+def fit_loss_curve(drift: np.ndarray, delta_loss: np.ndarray) -> LossCurve:
+    """Least-squares fit of ``log dL = log kappa + p log d`` over pairs with both values positive.
+
+    ``p`` is clipped to :data:`P_RANGE` and ``kappa`` refitted for the clipped ``p``; with a single usable
+    pair ``p = 2``.
+    """
+    d, dl = np.asarray(drift, np.float64), np.asarray(delta_loss, np.float64)
+    keep = (d > 0) & (dl > 0) & np.isfinite(d) & np.isfinite(dl)
+    if not keep.any():
+        raise RhojaxError("the loss curve needs at least one site with a positive drift and loss increase: "
+                          "measure more sites end to end (fit_sites) or more aggressive actions")
+    x, y = np.log(d[keep]), np.log(dl[keep])
+    p = 2.0 if keep.sum() < 2 or np.ptp(x) == 0 else float(np.polyfit(x, y, 1)[0])
+    p = float(np.clip(p, *P_RANGE))
+    return LossCurve(float(np.exp(np.mean(y - p * x))), p)
+
+
+def propagated_drift(local_error: np.ndarray, layers: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """``d_a = eps_a * A_{t_a + 1}``: each site's local error carried to the last state by the profile."""
+    amplification = output_amplification(rho)
+    return np.asarray(local_error, np.float64) * amplification[np.asarray(layers, np.int64)]
+
+
+def effective_drift(curve: LossCurve, propagated: np.ndarray, delta_loss: np.ndarray | None) -> np.ndarray:
+    """``delta_a``: from the measured loss increase where there is one (not NaN), else the propagated drift."""
+    propagated = np.asarray(propagated, np.float64)
+    if delta_loss is None:
+        return propagated
+    delta_loss = np.asarray(delta_loss, np.float64)
+    return np.where(np.isnan(delta_loss), propagated, curve.drift(np.nan_to_num(delta_loss)))
+
+
+def predict(curve: LossCurve, drifts: np.ndarray) -> float:
+    """``dL(plan) = kappa * (sum delta_a^2)^(p/2)`` for the effective drifts of the plan's sites."""
+    total = float(np.sum(np.square(np.asarray(drifts, np.float64))))
+    return float(curve.kappa * total ** (curve.p / 2.0))
+
+
+def interpolate_level(levels: np.ndarray, values: np.ndarray, level: float) -> float:
+    """Piecewise-linear interpolation of a site's measurement between the measured ``levels`` (no extrapolation)."""
+    levels, values = np.asarray(levels, np.float64), np.asarray(values, np.float64)
+    order = np.argsort(levels)
+    levels, values = levels[order], values[order]
+    if not levels[0] - 1e-12 <= level <= levels[-1] + 1e-12:
+        raise RhojaxError(f"level {level} lies outside the measured levels {levels.tolist()}: measure it, or "
+                          "plan inside the measured range")
+    return float(np.interp(level, levels, values))

@@ -1,0 +1,392 @@
+"""The plan study: measure, predict, optimise, and with ``apply`` build the plan and its baselines and evaluate.
+
+Steps (each a part of a :class:`~rhojax.runs.RunFolder`, so a killed run resumes):
+
+1. calibration windows (``calib_text``, its statistics split): input statistics of every matrix, the
+   dense states, the contraction profile ``rho`` (aggregate, Gaussian perturbations of size ``rho_eps``);
+2. every candidate ``(site, action)`` measured alone (:mod:`rhojax.plan.measure`): its local error, and its
+   loss increase end to end (all of them with ``delta_source="measured"``, a seeded sample of ``fit_sites``
+   with ``"propagated"``);
+3. the loss curve fitted and each candidate's effective drift formed (:mod:`rhojax.plan.cost_model`),
+   sparsities that were not measured interpolated in level;
+4. the plan of least predicted loss increase within the budget (:mod:`rhojax.plan.optimize`);
+5. with ``apply``: the plan and every baseline (:mod:`rhojax.plan.baselines`) built with sequential
+   calibration and evaluated on the evaluation split of ``text`` (perplexity with a 95% bootstrap interval,
+   ratio to dense with a paired interval, windows resampled).
+
+The planner itself reads calibration windows only; the evaluation split is read in step 5 alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections import Counter
+
+import jax
+import numpy as np
+
+from rhojax.allocation.metrics import layer_alphas, outlier_ratios
+from rhojax.compress import calibration_stats
+from rhojax.depth.influence import block_influence
+from rhojax.depth.scores import layer_rho, rho_of
+from rhojax.errors import RhojaxError
+from rhojax.eval.intervals import perplexity_ci, ratio_ci
+from rhojax.eval.perplexity import window_nll_sums
+from rhojax.eval.task_data import parse_task_names
+from rhojax.eval.tasks import evaluate
+from rhojax.plan import baselines as baseline_plans
+from rhojax.plan.actions import PRUNE_METHODS, REMOVE, ActionGrid, Plan, apply_plan, dense_model_cost
+from rhojax.plan.cost_model import (
+    LossCurve,
+    effective_drift,
+    fit_loss_curve,
+    interpolate_level,
+    predict,
+    propagated_drift,
+)
+from rhojax.plan.costs import UNITS
+from rhojax.plan.measure import measure_layer
+from rhojax.plan.optimize import Block, Group, discretise, solve_layered
+from rhojax.progress import SILENT, Progress
+from rhojax.runs import RunFolder
+from rhojax.sensitivity.sweep import dense_reference
+from rhojax.settings import TextSettings, setting
+
+DELTA_SOURCES: tuple[str, ...] = ("measured", "propagated")
+
+
+def parse_target(target: str) -> tuple[str, float]:
+    """``"bytes=0.15"`` -> ``("bytes", 0.15)``; a one-line error naming the target and the fix otherwise."""
+    unit, sep, value = str(target).partition("=")
+    unit = unit.strip()
+    if not sep or unit not in UNITS:
+        raise RhojaxError(f"target {target!r}: write UNIT=FRACTION with UNIT one of {', '.join(UNITS)}, "
+                          "e.g. params=0.5, flops=0.6 or bytes=0.15")
+    try:
+        fraction = float(value)
+    except ValueError:
+        raise RhojaxError(f"target {target!r}: the fraction {value!r} is not a number; write e.g. {unit}=0.5") from None
+    if not 0.0 < fraction <= 1.0:
+        raise RhojaxError(f"target {target!r}: the fraction must lie in (0, 1] (a share of the dense model's {unit}); "
+                          f"write e.g. {unit}=0.5")
+    return unit, fraction
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanSettings(TextSettings):
+    """The budget, the candidate grid, the measurement and the verification of a compression plan."""
+
+    target: str = setting("params=0.5", "Budget UNIT=FRACTION of the dense block matrices: params (non-zero "
+                          "parameters), flops (per token on dense hardware) or bytes (vs bfloat16, metadata included).")
+    methods: tuple[str, ...] = setting(("sparsegpt",), "Pruning methods of the candidates: wanda, sparsegpt.")
+    sparsities: tuple[float, ...] = setting((0.3, 0.4, 0.5, 0.6, 0.7), "Unstructured sparsities of the candidates.")
+    measured_sparsities: tuple[float, ...] = setting((0.3, 0.5, 0.7), "Sparsities measured (the others "
+                                                     "interpolated in level; empty: all).")
+    nm: bool = setting(True, "Also 2:4 N:M pruning (saves FLOPs on sparse tensor cores).")
+    rank_fractions: tuple[float, ...] = setting((0.125, 0.25), "Low ranks as fractions of min(in, out).")
+    bits: tuple[int, ...] = setting((2, 3, 4), "RTN bit widths.")
+    group_size: int = setting(128, "RTN group size (inputs per bfloat16 scale).")
+    removal: bool = setting(True, "Allow removing whole blocks.")
+    delta_source: str = setting("measured", "measured: every candidate's loss increase measured end to end; "
+                                "propagated: local errors carried by rho, fit-sites of them measured end to end.")
+    fit_sites: int = setting(64, "Candidates measured end to end for the loss curve (delta-source propagated).")
+    calib_tokens: int = setting(2048, "Calibration token budget: windows = calib-tokens // seq-len.")
+    tokens: int = setting(16384, "Evaluation token budget (apply): windows = tokens // seq-len.")
+    rho_eps: float = setting(0.1, "Relative perturbation size of the contraction profile.")
+    samples: int = setting(4, "Gaussian perturbation samples per layer.")
+    seed: int = setting(0, "Seed of the perturbations, the fit-site sample and the bootstrap.")
+    apply: bool = setting(False, "Build the plan and the baselines and evaluate them.")
+    tasks: tuple[str, ...] = setting((), "Zero-shot tasks scored with apply (e.g. arc_easy,piqa; empty: none).")
+    task_limit: int = setting(100, "First N items of each task.")
+    baselines: tuple[str, ...] = setting(baseline_plans.BASELINES, "Baselines evaluated with apply: "
+                                         + ", ".join(baseline_plans.BASELINES) + ".")
+    schedule: str = setting("depth", "rhojax schedule of the schedule_wanda baseline: depth or rho.")
+    bins: int = setting(10000, "Budget discretisation of the optimizer.")
+    batch_size: int = setting(4, "Windows per compiled call.")
+    config_batch: int = setting(4, "Candidates of one layer measured together (vmap).")
+    boots: int = setting(1000, "Bootstrap resamples of each interval.")
+
+    def __post_init__(self) -> None:
+        parse_target(self.target)
+        if self.tasks:
+            parse_task_names(list(self.tasks))
+        for name, value, choices in (("delta_source", self.delta_source, DELTA_SOURCES),
+                                     ("schedule", self.schedule, baseline_plans.RHOJAX_SCHEDULES)):
+            if value not in choices:
+                raise RhojaxError(f"{name} {value!r}: choose one of {', '.join(choices)}")
+        for m in self.methods:
+            if m not in PRUNE_METHODS:
+                raise RhojaxError(f"methods: {m!r} is not one of {', '.join(PRUNE_METHODS)}")
+        for b in self.baselines:
+            if b not in baseline_plans.BASELINES:
+                raise RhojaxError(f"baselines: {b!r} is not one of {', '.join(baseline_plans.BASELINES)}")
+        missing = set(self.measured_sparsities) - set(self.sparsities)
+        if missing or (self.measured_sparsities and (min(self.measured_sparsities) > min(self.sparsities)
+                                                     or max(self.measured_sparsities) < max(self.sparsities))):
+            raise RhojaxError(f"measured_sparsities {self.measured_sparsities} must be among the sparsities "
+                              f"{self.sparsities} and include the lowest and the highest")
+
+    def grid(self) -> ActionGrid:
+        """The candidate grid these settings describe."""
+        return ActionGrid(tuple(self.methods), tuple(self.sparsities), ((2, 4),) if self.nm else (),
+                          tuple(self.rank_fractions), tuple(self.bits), self.group_size, self.removal)
+
+
+def candidates(config, grid: ActionGrid) -> dict[int, list[tuple[str, object]]]:
+    """Every non-dense candidate of every layer as ``(kind, action)``; ``("block", remove)`` for removal."""
+    out = {}
+    for layer in range(config.num_layers):
+        out[layer] = [(kind, a) for kind in config.site_kinds for a in grid.site_actions(config.site_shape(kind))
+                      if a.op != "dense"] + ([("block", REMOVE)] if grid.removal else [])
+    return out
+
+
+def lightest_fraction(config, grid: ActionGrid, unit: str) -> float:
+    """The smallest fraction of ``unit`` any plan on ``grid`` reaches (one block must remain)."""
+    per_block = [sum(min(a.cost(config.site_shape(k)).get(unit) for a in grid.site_actions(config.site_shape(k)))
+                     for k in config.site_kinds) for _ in range(config.num_layers)]
+    lightest = min(per_block) if grid.removal else sum(per_block)
+    return lightest / dense_model_cost(config).get(unit)
+
+
+def check_feasible(config, grid: ActionGrid, target: str) -> None:
+    """A one-line error when ``target`` is below :func:`lightest_fraction` (no plan on ``grid`` reaches it)."""
+    unit, fraction = parse_target(target)
+    least = lightest_fraction(config, grid, unit)
+    if fraction < least - 1e-12:
+        raise RhojaxError(f"target {target!r} is infeasible: every action at its most aggressive still keeps "
+                          f"{least:.3f} of the dense {unit}; raise the target, or add more aggressive levels "
+                          "(sparsities, ranks, bits) or allow removal")
+
+
+def drift_table(config, grid: ActionGrid, records: list[dict], curve: LossCurve, rho: np.ndarray,
+                measured_sparsities: tuple[float, ...]) -> dict[tuple[int, str, str], float]:
+    """Effective drift of every candidate ``(layer, kind, action name)``; unmeasured sparsities interpolated
+    linearly in level between the measured ones of the same site and method (dense counts as level 0)."""
+    layers = np.array([r["layer"] for r in records])
+    local = np.array([r["local_error"] for r in records])
+    delta = np.array([np.nan if r["delta_loss"] is None else r["delta_loss"] for r in records])
+    drift = effective_drift(curve, propagated_drift(local, layers, rho), delta)
+    table = {(r["layer"], r["kind"], r["action"]): float(d) for r, d in zip(records, drift, strict=True)}
+    for layer, kind in config.sites:
+        for a in grid.site_actions(config.site_shape(kind)):
+            if a.op == "prune" and (layer, kind, a.name) not in table:
+                known = [0.0] + list(measured_sparsities)
+                values = [0.0] + [table[(layer, kind, f"{a.method}@{s:g}")] for s in measured_sparsities]
+                table[(layer, kind, a.name)] = interpolate_level(known, values, a.level)
+    return table
+
+
+def choose_plan(config, grid: ActionGrid, table: dict, unit: str, budget: float, bins: int) -> Plan:
+    """The plan minimising ``sum delta_a^2`` (the predicted loss) with cost in ``unit`` at most ``budget``."""
+    blocks, options = [], []
+    for layer in range(config.num_layers):
+        groups, layer_options = [], []
+        for kind in config.site_kinds:
+            shape = config.site_shape(kind)
+            actions = grid.site_actions(shape)
+            weights = discretise(np.array([a.cost(shape).get(unit) for a in actions]), budget, bins)
+            costs = np.array([0.0 if a.op == "dense" else table[(layer, kind, a.name)] ** 2 for a in actions])
+            groups.append(Group(weights, costs))
+            layer_options.append(actions)
+        removal = (0, table[(layer, "block", "remove")] ** 2) if grid.removal else None
+        blocks.append(Block(tuple(groups), removal))
+        options.append(layer_options)
+    forbidden: set[int] = set()
+    while True:
+        blocks_now = [dataclasses.replace(b, removal=None) if i in forbidden else b for i, b in enumerate(blocks)]
+        try:
+            choice, _ = solve_layered(blocks_now, bins)
+        except RhojaxError:
+            raise RhojaxError(f"no plan fits {unit} budget {budget:.4g}: raise the target or widen the grid") from None
+        removed = [i for i, c in enumerate(choice) if c is None]
+        if len(removed) < config.num_layers:
+            break
+        forbidden.add(max(removed, key=lambda i: blocks[i].removal[1]))  # keep the costliest-to-remove block
+    actions = {(layer, kind): options[layer][k][o] for layer, c in enumerate(choice) if c is not None
+               for k, (kind, o) in enumerate(zip(config.site_kinds, c, strict=True))}
+    return Plan(tuple(removed), actions)
+
+
+def plan_drifts(config, plan: Plan, table: dict) -> list[float]:
+    """The effective drifts of the plan's non-dense sites (removed blocks count once each)."""
+    out = [table[(layer, "block", "remove")] for layer in plan.removed]
+    out += [table[(layer, kind, a.name)] for (layer, kind), a in plan.actions.items()
+            if a.op != "dense" and layer not in plan.removed]
+    return out
+
+
+def describe_plan(config, plan: Plan) -> dict:
+    """Counts of each action, the removed layers and the budget used in every unit."""
+    counts = Counter(plan.action(layer, kind).name for layer, kind in config.sites if layer not in plan.removed)
+    return {**plan.to_dict(config), "action_counts": dict(sorted(counts.items())),
+            "budget_used": plan.cost(config).fraction(dense_model_cost(config))}
+
+
+class PlanStudy:
+    """One model, one :class:`PlanSettings`, one run folder; every unit of work is a part."""
+
+    def __init__(self, model, run: RunFolder, settings: PlanSettings, progress: Progress = SILENT,
+                 measurements: RunFolder | None = None):
+        self.model, self.run, self.s, self.progress = model, run, settings, progress
+        self.measurements = run if measurements is None else measurements
+        self.config, self.params = model.config, model.params
+        self.key = jax.random.PRNGKey(settings.seed)
+
+    @functools.cached_property
+    def calibration(self) -> np.ndarray:
+        return self.s.calibration_windows(self.model.tokenizer)
+
+    @functools.cached_property
+    def evaluation(self) -> np.ndarray:
+        return self.s.evaluation_windows(self.model.tokenizer)
+
+    def signal(self, name: str) -> np.ndarray:
+        """Dense per-layer signals on calibration windows: rho (aggregate), bi, outlier_ratio, alpha."""
+        c, p, w = self.config, self.params, self.calibration
+
+        def compute():
+            if name == "rho":
+                return rho_of(layer_rho(c, p, w, self.key, eps=self.s.rho_eps, samples=self.s.samples), "aggregate")
+            if name == "bi":
+                return block_influence(c, p, w, batch_size=self.s.batch_size).bi
+            if name == "outlier_ratio":
+                return outlier_ratios(c, p, calibration_stats(c, p, w, batch_size=self.s.batch_size))
+            return layer_alphas(c, p)[0]
+
+        return np.asarray(self.measurements.part(f"signal_{name}", lambda: np.asarray(compute()).tolist()), np.float64)
+
+    def measure(self) -> list[dict]:
+        """Every candidate measured alone (one part per layer)."""
+        s, c = self.s, self.config
+        cands = candidates(c, s.grid())
+        measured = {(layer, kind, a.name) for layer, cs in cands.items() for kind, a in cs
+                    if a.op != "prune" or not s.measured_sparsities or a.level in s.measured_sparsities}
+        ordered = sorted(measured)
+        if s.delta_source == "measured":
+            end_to_end = set(ordered)
+        else:
+            pick = np.random.default_rng(s.seed).permutation(len(ordered))[: s.fit_sites]
+            end_to_end = {ordered[i] for i in pick}
+        stats = reference = None
+        records = []
+        with self.progress.stage("single-site measurements (layers)", c.num_layers) as update:
+            for layer in range(c.num_layers):
+                todo = [(k, a) for k, a in cands[layer] if (layer, k, a.name) in measured]
+                if not self.measurements.has(f"sites_{layer}") and stats is None:
+                    hessians = any(a.needs_hessian for _, a in todo)
+                    stats = calibration_stats(c, self.params, self.calibration, hessians=hessians,
+                                              batch_size=s.batch_size)
+                    reference = dense_reference(c, self.params, self.calibration, batch_size=s.batch_size)
+                flags = [(layer, k, a.name) in end_to_end for k, a in todo]
+                records += self.measurements.part(f"sites_{layer}", functools.partial(
+                    measure_layer, c, self.params, reference, layer, todo, stats, end_to_end=flags,
+                    window_batch=max(1, s.batch_size // 2), config_batch=s.config_batch))
+                update(layer + 1)
+        return records
+
+    def score(self, config, params) -> dict:
+        """Per-window NLL on the evaluation windows, the calibration NLL, and the zero-shot tasks if any."""
+        s = self.s
+        calibration = window_nll_sums(config, params, self.calibration, batch_size=s.batch_size)
+        out = {"window_nll": window_nll_sums(config, params, self.evaluation, batch_size=s.batch_size).tolist(),
+               "calibration_nll": float(calibration.sum())}
+        if s.tasks:
+            results = evaluate(config, params, self.model.tokenizer, list(s.tasks), limit=s.task_limit)
+            out["tasks"] = {name: {"acc": r.acc, "acc_stderr": r.acc_stderr, "items": r.items}
+                            for name, r in results.items()}
+            out["mean_acc"] = float(np.mean([r.acc for r in results.values()]))
+        return out
+
+    def evaluate(self, name: str, plan: Plan) -> dict:
+        """Build ``plan`` (sequential calibration) and score it (a part)."""
+        return self.run.part(f"eval_{name}", lambda: self.score(*apply_plan(
+            self.config, self.params, plan, self.calibration, batch_size=self.s.batch_size)))
+
+    def dense(self) -> dict:
+        return self.run.part("eval_dense", lambda: self.score(self.config, self.params))
+
+    def scored(self, row: dict, dense: dict) -> dict:
+        """Perplexity with its 95% interval, ratio to dense with its paired interval, measured loss increases."""
+        s, per_window = self.s, self.evaluation.shape[1] - 1
+        nll, ref = np.asarray(row["window_nll"], np.float64), np.asarray(dense["window_nll"], np.float64)
+        delta = float((nll.sum() - ref.sum()) / (nll.size * per_window))
+        calib_scored = self.calibration.shape[0] * (self.calibration.shape[1] - 1)
+        lo, hi = ratio_ci(nll, ref, per_window, boots=s.boots, seed=s.seed)
+        return {"perplexity": float(np.exp(nll.sum() / (nll.size * per_window))),
+                "perplexity_ci": perplexity_ci(nll, per_window, boots=s.boots, seed=s.seed),
+                "ratio": float(np.exp(delta)), "ratio_ci": [lo, hi], "measured_delta_loss": delta,
+                "measured_delta_loss_calibration": (row["calibration_nll"] - dense["calibration_nll"]) / calib_scored,
+                **{k: row[k] for k in ("tasks", "mean_acc") if k in row}}
+
+
+#: The settings the single-site measurements and dense signals depend on (not the target, apply or baselines).
+MEASUREMENT_FIELDS: tuple[str, ...] = (
+    "calib_text", "calib_tokens", "seq_len", "methods", "sparsities", "measured_sparsities", "nm", "rank_fractions",
+    "bits", "group_size", "removal", "delta_source", "fit_sites", "rho_eps", "samples", "seed", "batch_size",
+    "config_batch")
+
+
+def measurement_settings(settings: PlanSettings) -> dict:
+    """The part of ``settings`` a shared measurement folder is keyed by (:data:`MEASUREMENT_FIELDS`)."""
+    return {name: getattr(settings, name) for name in MEASUREMENT_FIELDS}
+
+
+def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(), *,
+                   progress: Progress = SILENT, measurements: RunFolder | None = None) -> dict:
+    """Plan ``model`` at ``settings.target`` (and with ``apply`` verify it against the baselines); the summary.
+
+    ``measurements`` is a run folder for the target-independent parts (dense signals, single-site
+    measurements), opened with :func:`measurement_settings`, so that several targets share them; by default
+    they are parts of ``run``."""
+    s = settings
+    config = model.config
+    unit, fraction = parse_target(s.target)
+    grid = s.grid()
+    check_feasible(config, grid, s.target)
+    started = time.perf_counter()
+    study = PlanStudy(model, run, s, progress, measurements)
+    rho = study.signal("rho")
+    records = study.measure()
+    layers = np.array([r["layer"] for r in records])
+    fitted = [r for r in records if r["delta_loss"] is not None]
+    prop = propagated_drift(np.array([r["local_error"] for r in fitted]), np.array([r["layer"] for r in fitted]), rho)
+    curve = fit_loss_curve(prop, np.array([r["delta_loss"] for r in fitted]))
+    table = drift_table(config, grid, records, curve, rho, tuple(s.measured_sparsities))
+    budget = fraction * dense_model_cost(config).get(unit)
+    plan = choose_plan(config, grid, table, unit, budget, s.bins)
+    predicted = predict(curve, plan_drifts(config, plan, table))
+    summary = {
+        "settings": dataclasses.asdict(s), "unit": unit, "fraction": fraction, "layers": config.num_layers,
+        "rho": rho.tolist(), "loss_curve": curve.to_dict(), "candidates": len(records),
+        "end_to_end": len(fitted), "calibration_tokens": int(study.calibration.size),
+        "loss_curve_fit": {"propagated_drift": prop.tolist(), "delta_loss": [r["delta_loss"] for r in fitted],
+                           "layer": layers[[r["delta_loss"] is not None for r in records]].tolist()},
+        "plan": {**describe_plan(config, plan), "predicted_delta_loss": predicted,
+                 "predicted_ratio": float(np.exp(predicted))},
+    }
+    if s.apply:
+        dense = study.dense()
+        summary["dense"] = study.scored(dense, dense)
+        summary["plan"].update(study.scored(study.evaluate("plan", plan), dense))
+        rows = []
+        with progress.stage("baselines at the same budget", len(s.baselines)) as update:
+            for i, name in enumerate(s.baselines):
+                b = baseline_plans.baseline_plan(name, config, unit, fraction, study.signal, s.schedule)
+                if isinstance(b, str):
+                    rows.append({"name": name, "skipped": b})
+                else:
+                    row = {"name": name, **describe_plan(config, b), **study.scored(study.evaluate(name, b), dense)}
+                    row.pop("sites")
+                    rows.append(row)
+                update(i + 1)
+        summary["baselines"] = rows
+        done = [r for r in rows if "ratio" in r]
+        if done:
+            best = min(done, key=lambda r: r["perplexity"])
+            summary["best_baseline"] = best["name"]
+            summary["plan_vs_best_baseline"] = summary["plan"]["perplexity"] / best["perplexity"]
+    summary["seconds_this_run"] = time.perf_counter() - started
+    return summary

@@ -1,0 +1,78 @@
+"""Choosing a plan from a table of effective drifts (pure: no model is run)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from rhojax.models import ModelConfig
+from rhojax.plan.actions import ActionGrid, dense_model_cost
+from rhojax.plan.cost_model import LossCurve
+from rhojax.plan.study import choose_plan, drift_table, lightest_fraction
+
+CONFIG = ModelConfig("llama", vocab_size=61, hidden_size=16, num_layers=3, num_heads=2, num_kv_heads=1,
+                     head_dim=8, intermediate_size=32, norm_eps=1e-5)
+GRID = ActionGrid(methods=("wanda",), sparsities=(0.3, 0.5, 0.7), nm_patterns=(), rank_fractions=(), bits=(4,),
+                  group_size=16, removal=True)
+
+
+def table(seed, removal_drift):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for layer, kind in CONFIG.sites:
+        for a in GRID.site_actions(CONFIG.site_shape(kind)):
+            if a.op != "dense":
+                out[(layer, kind, a.name)] = float(rng.random() * a.level if a.op == "prune" else rng.random())
+    for layer in range(CONFIG.num_layers):
+        out[(layer, "block", "remove")] = removal_drift
+    return out
+
+
+def test_one_block_always_stays_even_when_removal_looks_free():
+    plan = choose_plan(CONFIG, GRID, table(0, removal_drift=0.0), "params", 0.12 * dense_model_cost(CONFIG).params,
+                       bins=500)
+    assert len(plan.removed) == CONFIG.num_layers - 1
+    assert plan.cost(CONFIG).params <= 0.12 * dense_model_cost(CONFIG).params  # the kept block at 70%
+
+
+def test_plan_is_the_brute_force_optimum_on_one_layer():
+    """One block, removal forbidden by its cost: the plan minimises sum delta^2 over all 5^7 action choices."""
+    config = CONFIG.replace(num_layers=1)
+    grid = ActionGrid(methods=("wanda",), sparsities=(0.5, 0.7), nm_patterns=(), rank_fractions=(), bits=(4,),
+                      group_size=16, removal=False)
+    rng = np.random.default_rng(3)
+    drifts = {(0, k, a.name): float(rng.random()) for k in config.site_kinds
+              for a in grid.site_actions(config.site_shape(k)) if a.op != "dense"}
+    budget = 0.55 * dense_model_cost(config).params
+    plan = choose_plan(config, grid, drifts, "params", budget, bins=20000)
+    options = [grid.site_actions(config.site_shape(k)) for k in config.site_kinds]
+    best = np.inf
+    for combo in itertools.product(*options):
+        cost = sum(a.cost(config.site_shape(k)).params for k, a in zip(config.site_kinds, combo, strict=True))
+        if cost <= budget:
+            best = min(best, sum(0.0 if a.op == "dense" else drifts[(0, k, a.name)] ** 2
+                                 for k, a in zip(config.site_kinds, combo, strict=True)))
+    achieved = sum(drifts[(0, k, a.name)] ** 2 for (_, k), a in plan.actions.items() if a.op != "dense")
+    assert plan.cost(config).params <= budget
+    assert achieved == pytest.approx(best, rel=1e-12)  # the discretisation (20,000 bins) costs nothing here
+
+
+def test_unmeasured_sparsities_are_interpolated_in_level():
+    grid = ActionGrid(methods=("wanda",), sparsities=(0.3, 0.5, 0.7), nm_patterns=(), rank_fractions=(), bits=(),
+                      removal=False)
+    records = [{"layer": layer, "kind": kind, "action": f"wanda@{s:g}", "local_error": 0.0, "delta_loss": dl}
+               for layer, kind in CONFIG.sites for s, dl in ((0.3, 0.01), (0.7, 0.09))]
+    curve = LossCurve(1.0, 2.0)
+    drifts = drift_table(CONFIG, grid, records, curve, np.ones(CONFIG.num_layers), (0.3, 0.7))
+    assert drifts[(1, "up", "wanda@0.3")] == pytest.approx(0.1) and drifts[(1, "up", "wanda@0.7")] == pytest.approx(0.3)
+    assert drifts[(1, "up", "wanda@0.5")] == pytest.approx(0.2)  # halfway between the measured drifts
+
+
+def test_lightest_fraction_in_closed_form():
+    grid = ActionGrid(methods=("wanda",), sparsities=(0.5,), nm_patterns=(), rank_fractions=(), bits=(), removal=False)
+    assert lightest_fraction(CONFIG, grid, "flops") == 1.0
+    assert lightest_fraction(CONFIG, grid, "params") == pytest.approx(0.5)
+    with_removal = ActionGrid(methods=("wanda",), sparsities=(0.5,), nm_patterns=(), rank_fractions=(), bits=())
+    assert lightest_fraction(CONFIG, with_removal, "params") == pytest.approx(0.5 / CONFIG.num_layers)

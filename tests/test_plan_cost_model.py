@@ -1,0 +1,131 @@
+"""The plan cost model: the loss curve fit, the combination rule on planted cases, single-site measurements
+against a direct computation, and additivity in the small-error limit against a direct measurement."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rhojax.compress import calibration_stats
+from rhojax.errors import RhojaxError
+from rhojax.eval.perplexity import window_nll_sums
+from rhojax.models import ModelConfig, forward, init_params
+from rhojax.plan.actions import REMOVE, Plan, apply_plan, prune, rtn
+from rhojax.plan.cost_model import (
+    LossCurve,
+    effective_drift,
+    fit_loss_curve,
+    interpolate_level,
+    predict,
+    propagated_drift,
+)
+from rhojax.plan.measure import measure_layer
+from rhojax.plan.optimize import Block, Group, solve_layered
+from rhojax.sensitivity.sweep import dense_reference
+
+CONFIG = ModelConfig("llama", vocab_size=61, hidden_size=32, num_layers=3, num_heads=4, num_kv_heads=2,
+                     head_dim=8, intermediate_size=48, norm_eps=1e-5)
+
+
+def test_fit_recovers_a_planted_power_law_and_clips_the_exponent():
+    d = np.array([0.01, 0.03, 0.1, 0.3])
+    curve = fit_loss_curve(d, 0.7 * d**2.5)
+    assert curve.p == pytest.approx(2.5) and curve.kappa == pytest.approx(0.7)
+    assert fit_loss_curve(d, 0.7 * d**9).p == 4.0
+    assert fit_loss_curve(d[:1], np.array([0.5])).p == 2.0
+    with pytest.raises(RhojaxError, match="loss curve needs"):
+        fit_loss_curve(d, -d)
+    np.testing.assert_allclose(curve.drift(curve.loss(d)), d)
+
+
+def test_combination_rule_is_additive_at_p2_and_compounds_above():
+    deltas = np.array([0.01, 0.02, 0.04])
+    for p in (2.0, 3.0):
+        curve = LossCurve(0.5, p)
+        drifts = curve.drift(deltas)
+        assert predict(curve, drifts[:1]) == pytest.approx(deltas[0])  # one site: its own measurement
+        total = predict(curve, drifts)
+        assert (total == pytest.approx(deltas.sum())) if p == 2 else total > deltas.sum()
+        # the closed form kappa * (sum d^2)^(p/2)
+        assert total == pytest.approx(0.5 * np.sum(drifts**2) ** (p / 2))
+
+
+def test_planted_amplified_and_absorbed_sites_are_ranked_by_the_profile():
+    """Two sites with the same local error: one in a block whose output is amplified downstream (rho 3, 3), one
+    whose output is absorbed (rho 0.3). The cost model ranks the amplified one costlier, and the optimizer,
+    allowed to compress only one of them, compresses the absorbed one."""
+    rho = np.array([1.0, 0.3, 0.3, 1.0, 3.0, 3.0])  # A_{t+1}: layer 0 -> 0.3*0.3*1*3*3 = 0.81, layer 3 -> 9
+    drift = propagated_drift(np.array([0.05, 0.05]), np.array([0, 3]), rho)
+    np.testing.assert_allclose(drift, [0.05 * 0.81, 0.05 * 9])
+    curve = LossCurve(1.0, 2.0)
+    assert predict(curve, drift[1:]) > predict(curve, drift[:1])
+    dense, compressed = (2, 0.0), (1, None)
+    blocks = [Block((Group(np.array([dense[0], compressed[0]]), np.array([0.0, d**2])),)) for d in drift]
+    choice, _ = solve_layered(blocks, capacity=3)
+    assert choice == [[1], [0]]
+    # a measured loss increase overrides the propagated drift of its site, read back through the curve
+    measured = effective_drift(curve, drift, np.array([np.nan, 4.0]))
+    np.testing.assert_allclose(measured, [drift[0], 2.0])  # sqrt(4 / kappa)
+
+
+def test_interpolation_in_level():
+    assert interpolate_level([0.3, 0.7, 0.5], [1.0, 5.0, 2.0], 0.6) == pytest.approx(3.5)
+    with pytest.raises(RhojaxError, match="outside the measured levels"):
+        interpolate_level([0.3, 0.5], [1.0, 2.0], 0.8)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    params = init_params(CONFIG, jax.random.PRNGKey(1), scale=0.3)
+    windows = np.random.default_rng(1).integers(0, CONFIG.vocab_size, (4, 12)).astype(np.int32)
+    stats = calibration_stats(CONFIG, params, windows, hessians=True)
+    return params, windows, stats, dense_reference(CONFIG, params, windows, batch_size=2)
+
+
+def direct_delta(params, windows, config=CONFIG):
+    """Mean NLL increase per scored token of a whole model run from the embedding (no cached states)."""
+    scored = windows.shape[0] * (windows.shape[1] - 1)
+    return float(window_nll_sums(config, params, windows).sum()) / scored
+
+
+def test_single_site_measurements_match_a_direct_computation(tiny):
+    params, windows, stats, reference = tiny
+    base = direct_delta(params, windows)
+    cands = [("q", prune("wanda", 0.5)), ("down", rtn(3, 16)), ("block", REMOVE)]
+    records = measure_layer(CONFIG, params, reference, 1, cands, stats, end_to_end=[True, True, False],
+                            window_batch=2, config_batch=2)
+    assert [r["action"] for r in records] == ["wanda@0.5", "rtn@3b/g16", "remove"]
+    assert records[2]["delta_loss"] is None
+    _, hidden = forward(CONFIG, params, jnp.asarray(windows), return_hidden=True)
+    h1, h2 = np.asarray(hidden[1], np.float64), np.asarray(hidden[2], np.float64)
+    assert records[2]["local_error"] == pytest.approx(np.linalg.norm(h1 - h2) / np.linalg.norm(h2), rel=1e-5)
+    for (kind, action), record in zip(cands[:2], records[:2], strict=True):
+        w = params["blocks"][kind]["w"]
+        changed = {**params, "blocks": {**params["blocks"], kind: {"w": w.at[1].set(
+            action.compress(w[1], stats.site(1, kind)))}}}
+        assert record["delta_loss"] == pytest.approx(direct_delta(changed, windows) - base, rel=1e-3, abs=1e-6)
+        _, h = forward(CONFIG, changed, jnp.asarray(windows), return_hidden=True)
+        h2c = np.asarray(h[2], np.float64)
+        assert record["local_error"] == pytest.approx(np.linalg.norm(h2c - h2) / np.linalg.norm(h2), rel=1e-4)
+    # the last block's removal: the suffix is empty and the loss is read from h_{L-1}
+    last = measure_layer(CONFIG, params, reference, 2, [("block", REMOVE)], stats, end_to_end=[True])[0]
+    config, removed = apply_plan(CONFIG, params, Plan((2,), {}), windows)
+    assert last["delta_loss"] == pytest.approx(direct_delta(removed, windows, config) - base, rel=1e-4)
+
+
+def test_additivity_in_the_small_error_limit_against_a_direct_measurement(tiny):
+    """Two 8-bit sites in different layers: the combined loss increase measured directly equals the sum of the
+    single-site increases (the cost model at p = 2) to within 5%."""
+    params, windows, stats, reference = tiny
+    base = direct_delta(params, windows)
+    sites = [(0, "v", rtn(8, None)), (2, "up", rtn(8, None))]
+    singles = [measure_layer(CONFIG, params, reference, layer, [(kind, a)], stats, end_to_end=[True])[0]["delta_loss"]
+               for layer, kind, a in sites]
+    blocks = dict(params["blocks"])
+    for layer, kind, a in sites:
+        blocks[kind] = {"w": blocks[kind]["w"].at[layer].set(a.compress(blocks[kind]["w"][layer], None))}
+    combined = direct_delta({**params, "blocks": blocks}, windows) - base
+    assert all(abs(s) > 1e-6 for s in singles)
+    assert combined == pytest.approx(sum(singles), rel=0.05)  # what the rule predicts at p = 2

@@ -1,0 +1,89 @@
+"""``rhojax plan`` end to end on a tiny random llama saved as a Hugging Face folder (SmolLM2's tokenizer, so the
+real corpus windows are used), and the one-line errors of bad targets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rhojax.cli import app
+from rhojax.errors import RhojaxError
+from rhojax.eval.perplexity import perplexity
+from rhojax.io.resolve import load_model
+from rhojax.plan.actions import Plan, dense_model_cost
+from rhojax.plan.cost_model import LossCurve, predict
+from rhojax.plan.study import PlanSettings, check_feasible, drift_table, parse_target, plan_drifts
+from tests.test_depth_cli import tiny_folder  # noqa: F401 - the tiny random llama saved as an HF folder
+
+BUDGET = ["--calib-tokens", "128", "--tokens", "128", "--seq-len", "64", "--samples", "2", "--bins", "2000",
+          "--boots", "100", "--sparsities", "0.3,0.5,0.7", "--measured-sparsities", "0.3,0.7", "--rank-fractions",
+          "0.125", "--bits", "4", "--methods", "wanda"]
+
+
+def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa: F811
+    out = tmp_path / "plan"
+    args = ["plan", str(tiny_folder), "--target", "params=0.5", "--out", str(out), "--apply", "--baselines",
+            "bi_removal,uniform_rtn", "--tasks", "arc_easy", "--task-limit", "4", *BUDGET]
+    result = CliRunner().invoke(app, [*args, "--save-model"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "plan.json").read_text())
+    p = data["plan"]
+    assert data["unit"] == "params" and p["budget_used"]["params"] <= 0.5
+    assert len(p["sites"]) == 4 * 7 and p["action_counts"]
+    # the prediction is the cost model's formula over the plan's effective drifts
+    model = load_model(str(tiny_folder))
+    settings = PlanSettings(target="params=0.5", sparsities=(0.3, 0.5, 0.7), measured_sparsities=(0.3, 0.7),
+                            rank_fractions=(0.125,), bits=(4,), methods=("wanda",), tokens=128, seq_len=64)
+    parts = [json.loads((out / "parts" / f"sites_{layer}.json").read_text())["value"] for layer in range(4)]
+    records = [r for part in parts for r in part]
+    assert all(r["delta_loss"] is not None for r in records)  # delta_source measured: every candidate end to end
+    assert not any(r["action"] == "wanda@0.5" for r in records)  # interpolated, not measured
+    curve = LossCurve(**data["loss_curve"])
+    table = drift_table(model.config, settings.grid(), records, curve, np.asarray(data["rho"]), (0.3, 0.7))
+    assert predict(curve, plan_drifts(model.config, Plan.from_dict(p), table)) == pytest.approx(
+        p["predicted_delta_loss"])
+    assert Plan.from_dict(p).cost(model.config).params <= 0.5 * dense_model_cost(model.config).params
+    # verification: perplexities with intervals, the baselines at the same budget (RTN cannot save params)
+    assert p["perplexity_ci"][0] <= p["perplexity"] <= p["perplexity_ci"][1]
+    assert p["tasks"]["arc_easy"]["items"] == 4 and 0 <= p["mean_acc"] <= 1 and "mean_acc" in data["dense"]
+    names = {r["name"]: r for r in data["baselines"]}
+    assert "skipped" in names["uniform_rtn"] and len(names["bi_removal"]["removed_layers"]) == 2  # (4 - 2) / 4
+    # the saved model (HF safetensors, dense form) is the verified one: same evaluation perplexity
+    saved = load_model(str(out / "model"))
+    assert saved.config.num_layers == 4 - len(p["removed_layers"])
+    windows = settings.evaluation_windows(saved.tokenizer)
+    assert perplexity(saved.config, saved.params, windows).perplexity == pytest.approx(p["perplexity"], rel=1e-4)
+    # a rerun resumes from parts/ and writes the same plan
+    stamps = {f.name: f.stat().st_mtime_ns for f in (out / "parts").iterdir()}
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert {f.name: f.stat().st_mtime_ns for f in (out / "parts").iterdir()} == stamps
+    assert json.loads((out / "plan.json").read_text())["plan"]["sites"] == p["sites"]
+
+
+@pytest.mark.parametrize("target,message", [
+    ("params=1.5", "must lie in \\(0, 1\\]"),
+    ("bytes=-0.1", "must lie in \\(0, 1\\]"),
+    ("watts=0.5", "UNIT one of params, flops, bytes"),
+    ("params", "UNIT one of"),
+    ("flops=half", "is not a number"),
+])
+def test_bad_targets_are_one_line_errors(target, message):
+    with pytest.raises(RhojaxError, match=message) as e:
+        parse_target(target)
+    assert target in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(RhojaxError, match=message):
+        PlanSettings(target=target)
+
+
+def test_infeasible_target_names_the_fix(tiny_folder, tmp_path):  # noqa: F811
+    config = load_model(str(tiny_folder)).config
+    settings = PlanSettings(target="flops=0.6", nm=False, rank_fractions=(), removal=False)
+    with pytest.raises(RhojaxError, match="flops=0.6.*infeasible.*keeps 1.000 of the dense flops"):
+        check_feasible(config, settings.grid(), settings.target)
+    check_feasible(config, PlanSettings(target="flops=0.6").grid(), "flops=0.6")  # 2:4, ranks, removal reach it
+    result = CliRunner().invoke(app, ["plan", str(tiny_folder), "--target", "bytes=0.001", "--no-nm",
+                                      "--out", str(tmp_path / "x"), *BUDGET])
+    assert result.exit_code == 2 and "infeasible" in result.output and "Traceback" not in result.output
