@@ -5,7 +5,9 @@ The settings are the ``quick`` budget's (:data:`rhojax.analysis.BUDGETS`), the s
 (Wanda, then magnitude), so that every model is measured alike. Each study runs in its own run folder under
 ``--work`` and resumes after a kill; the wall time of every invocation is kept in ``walls.json`` there
 (updated every 30 s, so an interrupted invocation still counts). Writes
-``docs/results/data/findings_<model>.json`` (provenance, settings, seed, machine, wall times, summaries).
+``docs/results/data/findings_<model>.json`` from every finished study's folder: per study its compact
+section (as in the main job's report), settings, provenance (command, commit, versions, machine) and wall
+time over its invocations.
 
     .venv/bin/python scripts/model_findings.py gemma3-270m        # Wanda sweep, magnitude sweep, profile
     .venv/bin/python scripts/model_findings.py qwen2.5-coder-1.5b --studies sweep_wanda
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 from rhojax.analysis import BUDGETS
+from rhojax.analysis.sections import profile_section, sensitivity_section
 from rhojax.io.resolve import load_model
 from rhojax.progress import LineProgress
 from rhojax.propagation.study import run_profile_study
@@ -36,6 +39,8 @@ DATA = Path("docs/results/data")
 #: Study name -> (run function, settings from the quick budget); one sweep per method, so that each
 #: method's map is complete (and has its CFI) without waiting for the other's.
 METHODS = ("wanda", "magnitude")
+#: The compact section of each study's summary kept in the data file (as the main job's report keeps).
+SECTIONS = {"sweep": sensitivity_section, "profile": profile_section}
 
 
 def study_settings(tokens: int | None) -> dict:
@@ -85,38 +90,46 @@ def main() -> None:
                         help="Comma-separated: sweep_wanda, sweep_magnitude, profile.")
     parser.add_argument("--tokens", type=int, default=None, help="Sweep evaluation tokens (default: quick's).")
     parser.add_argument("--work", default="results/findings")
+    parser.add_argument("--collect-only", action="store_true", help="Only (re)write the data file from the folders.")
     args = parser.parse_args()
-    studies = [s for s in args.studies.split(",") if s]
     settings = study_settings(args.tokens)
     work = Path(args.work) / args.model
-    model = load_model(args.model)
-    summaries = {}
-    for study in studies:
-        study_run, study_settings_ = settings[study]
-        run = RunFolder.open(work / study, run_identity(model, study_settings_))
-        with WallClock(work / study / "walls.json", study):
-            summary = study_run(model, run, study_settings_, progress=LineProgress(sys.stderr))
-        summary = {**summary, "provenance": provenance()}
-        summaries[study] = json.loads(run.write("summary.json", summary).read_text())
+    if not args.collect_only:
+        model = load_model(args.model)
+        for study in [s for s in args.studies.split(",") if s]:
+            study_run, study_settings_ = settings[study]
+            run = RunFolder.open(work / study, run_identity(model, study_settings_))
+            with WallClock(work / study / "walls.json", study):
+                summary = study_run(model, run, study_settings_, progress=LineProgress(sys.stderr))
+            run.write("summary.json", {**summary, "provenance": provenance()})
     out = DATA / f"findings_{args.model}.json"
-    previous = json.loads(out.read_text()) if out.exists() else {}
-    walls = {s: json.loads((work / s / "walls.json").read_text()) for s in studies}
-    write_json(out, {
-        "provenance": provenance(),
-        "model": args.model,
-        "config": {"layers": model.config.num_layers, "hidden_size": model.config.hidden_size,
-                   "family": model.config.family, "site_kinds": list(model.config.site_kinds)},
-        "settings": {**previous.get("settings", {}), **{s: dataclasses.asdict(settings[s][1]) for s in studies}},
-        "seed": settings["profile"][1].seed,
-        "invocations": {**previous.get("invocations", {}), **walls},
-        "wall_seconds": {**previous.get("wall_seconds", {}),
-                         **{s: round(sum(w["seconds"] for w in walls[s]), 1) for s in studies}},
-        "note": "CPU run at nice 19 on a shared 2-core machine while other jobs ran; wall times include that "
-                "contention (load averages at the start of each invocation are recorded)",
-        **{k: v for k, v in previous.items() if k in settings},
-        **summaries,
-    })
+    write_json(out, collect(args.model, work))
     print(f"wrote {out}", file=sys.stderr)
+
+
+def collect(model: str, work: Path) -> dict:
+    """The data file of ``model``: the compact section of every finished study under ``work`` (the full
+    summaries stay there), with each study's provenance, settings and wall time over its invocations."""
+    studies = {}
+    for folder in sorted(p.parent for p in work.glob("*/summary.json")):
+        summary = json.loads((folder / "summary.json").read_text())
+        walls = json.loads((folder / "walls.json").read_text())
+        section = SECTIONS[folder.name.split("_")[0]](summary)
+        studies[folder.name] = {**section, "settings": summary["settings"], "provenance": summary["provenance"],
+                                "invocations": walls, "wall_seconds": round(sum(w["seconds"] for w in walls), 1)}
+    if not studies:
+        raise SystemExit(f"no finished study under {work}")
+    first = min(studies.values(), key=lambda s: s["invocations"][0]["started"])
+    return {
+        "provenance": first["provenance"],
+        "model": model,
+        "seed": first["settings"]["seed"],
+        "settings": {name: study["settings"] for name, study in studies.items()},
+        "wall_seconds": round(sum(s["wall_seconds"] for s in studies.values()), 1),
+        "note": "CPU runs at nice 19 on a shared 2-core machine while other jobs ran; wall times include that "
+                "contention (the load average at the start of each invocation is recorded)",
+        "studies": studies,
+    }
 
 
 if __name__ == "__main__":
