@@ -405,7 +405,9 @@ def models_page(data: dict[str, dict]) -> str:
                          f"{num(cell['scored_tokens'])} ({st['tokens'] // st['seq_len']} x {st['seq_len']}), "
                          f"calibration {num(st['calib_tokens'])}, seed {st['seed']}", f"`{cell['source']}`"])
     lines += [md_table(["model", "map", "CFI", "all matrices at once", "dense ppl", "evaluation tokens", "data"],
-                      rows), ""]
+                      rows), "",
+              "A row \"not measured\" has no complete map in the data yet: `.venv/bin/python scripts/model_findings.py "
+              "MODEL` measures it with the same settings (resumable; `--studies sweep_wanda` for one map).", ""]
     tau_rows = []
     for label in labels:
         have = [(model, maps[model][label]["map"]) for model in MODELS if label in maps.get(model, {})
