@@ -297,6 +297,169 @@ def zero_shot(name: str, r: dict) -> str:
     return "\n".join(lines)
 
 
+#: The models of the cross-model page, in the order of their size.
+MODELS = ("smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+MLP_KINDS = {"up", "gate", "down"}
+
+
+def model_maps(data: dict[str, dict]) -> dict[str, dict[str, dict]]:
+    """``{model: {map label: {map, dense_ppl, scored_tokens, settings, source}}}`` from the findings files
+    (``findings_<model>``, one sweep per method) and the main-job reports (``analyze_<model>_<budget>``);
+    a findings map replaces a report's map of the same label."""
+    found: dict[str, dict[str, dict]] = {}
+    for name, d in sorted(data.items(), key=lambda kv: not kv[0].startswith("analyze_")):
+        if name.startswith("analyze_"):
+            sweeps = [(d["model"]["model"], d["sensitivity"], d["settings"]["sensitivity"])]
+        elif name.startswith("findings_"):
+            sweeps = [(d["model"], st, st["settings"]) for k, st in d["studies"].items() if k.startswith("sweep_")]
+        else:
+            continue
+        for model, sweep, settings in sweeps:
+            for label, m in sweep["maps"].items():
+                found.setdefault(model, {})[label] = {"map": m, "dense_ppl": sweep["dense_ppl"], "source": name,
+                                                      "scored_tokens": sweep["scored_tokens"], "settings": settings}
+    return found
+
+
+def model_studies(data: dict[str, dict], model: str) -> dict:
+    """A model's contraction profile (with its settings) and depth rows, from its findings file or else its
+    main-job report (same section format)."""
+    out: dict = {}
+    found = [(name, d) for name, d in sorted(data.items()) if name.startswith(f"analyze_{model}_")]
+    if found:
+        name, r = found[-1]
+        out["profile"] = {**r["profile"], "settings": r["settings"]["profile"], "source": name}
+        out["depth"] = {"rows": r["depth"]["rows"], "scored_tokens": r["depth"]["scored_tokens"], "source": name}
+    findings = data.get(f"findings_{model}")
+    if findings is not None and "profile" in findings["studies"]:
+        out["profile"] = {**findings["studies"]["profile"], "source": f"findings_{model}"}
+    return out
+
+
+def _tau_or_na(a: Sequence[float], b: Sequence[float]) -> str:
+    from rhojax.sensitivity.summary import kendall_tau
+
+    return num(kendall_tau(a, b), 3) if len(a) >= 2 else "n/a (fewer than two models)"
+
+
+def _claims(model: str, maps: dict[str, dict], profile: dict | None, depth: dict | None) -> list[str]:
+    """The papers' claims, checked on one model's data: each line says whether it holds here."""
+    lines = []
+    for label, m in maps.items():
+        top = [h["kind"] for h in m["map"]["hierarchy"][:3]]
+        lines.append(f"- Hierarchy ({label}): the three most sensitive kinds are {', '.join(top)}; MLP matrices "
+                     "above attention: " + ("**holds**" if set(top) == MLP_KINDS else "**fails**") + ".")
+    if {"magnitude@0.5", "wanda@0.5"} <= set(maps):
+        mag, wanda = maps["magnitude@0.5"]["map"]["spread"], maps["wanda@0.5"]["map"]["spread"]
+        lines.append(f"- Spread: magnitude {num(mag, 3)}x, Wanda {num(wanda, 3)}x; activation-aware scores shrink "
+                     "the spread: " + ("**holds**" if wanda < mag else "**fails**") + ". The papers' ~600x "
+                     "magnitude spread is not approached by one matrix at 50% here.")
+    if profile is not None:
+        sink = profile["sink_rho"]
+        passing = sum(abs(r - 1) <= 0.01 for r in sink)
+        gap = sum(abs(a - b) for a, b in zip(profile["rho"], profile["token_rho_mean"], strict=True)) / len(sink)
+        lines.append(f"- BOS sink: a perturbation of the BOS position passes a layer unchanged (rho at BOS within 1% "
+                     f"of 1) in {passing} of {len(sink)} layers; the aggregate and token-wise rho differ by "
+                     f"{num(gap, 3)} on average per layer, so the two readings "
+                     + ("**differ** here, as the sink claim predicts." if gap > 0.02 else "**agree** here."))
+    rows = {(r["criterion"], r["k"]): r for r in (depth or {}).get("rows", [])}
+    ks = sorted(k for c, k in rows if c == "bi" and ("rho_ascending", k) in rows)
+    if ks:
+        better = [k for k in ks if rows[("rho_ascending", k)]["ratio"] < rows[("bi", k)]["ratio"]]
+        lines.append("- rho vs Block Influence for layer removal (perplexity ratio after physical removal, "
+                     f"{num(depth['scored_tokens'])} tokens, `{depth['source']}`): "
+                     + "; ".join(f"k = {k}: rho x{num(rows[('rho_ascending', k)]['ratio'], 3)}, BI "
+                                 f"x{num(rows[('bi', k)]['ratio'], 3)}" for k in ks)
+                     + "; rho removes better than BI at " + (f"k = {better}" if better else "no k") + ".")
+    else:
+        lines.append("- rho vs Block Influence for layer removal: not measured on this model (no depth study here).")
+    return lines
+
+
+def _order(maps: Sequence[tuple[str, dict]], key: str) -> str:
+    return " < ".join(f"`{model}`" for model, _ in sorted(maps, key=lambda x: x[1][key]))
+
+
+def models_page(data: dict[str, dict]) -> str:
+    """docs/results/models.md: CFI and its yardstick over four models, per-model hierarchy, spread, profile."""
+    maps = model_maps(data)
+    labels = sorted({label for m in maps.values() for label in m})
+    lines = ["# Four models: sensitivity maps, the CFI and contraction profiles", "", HEADER, "",
+             "Each model's per-matrix map compresses one matrix at a time (everything else dense) at 50% sparsity "
+             "with magnitude and with Wanda scores; the CFI is the mean log10 perplexity ratio over all its "
+             "matrices, and its yardstick is the perplexity ratio with every matrix compressed at once. The CFI "
+             "is validated by Kendall's tau between the two over models, per (method, level), never mixing "
+             "methods. Definitions: [docs/definitions.md](../definitions.md). The sweeps use the `quick` budget's "
+             "settings on every model (so they are alike), which makes every number below indicative: few "
+             "evaluation windows, intervals in the data files.", "",
+             "## CFI and the all-at-once yardstick", ""]
+    rows = []
+    for model in MODELS:
+        for label in labels:
+            cell = maps.get(model, {}).get(label)
+            if cell is None:
+                rows.append([f"`{model}`", label, "not measured", "", "", "", ""])
+                continue
+            m, st = cell["map"], cell["settings"]
+            rows.append([f"`{model}`", label, num(m["cfi"]), f"x{num(m['uniform_ratio'])}", num(cell["dense_ppl"]),
+                         f"{num(cell['scored_tokens'])} ({st['tokens'] // st['seq_len']} x {st['seq_len']}), "
+                         f"calibration {num(st['calib_tokens'])}, seed {st['seed']}", f"`{cell['source']}`"])
+    lines += [md_table(["model", "map", "CFI", "all matrices at once", "dense ppl", "evaluation tokens", "data"],
+                      rows), "",
+              "A row \"not measured\" has no complete map in the data yet: `.venv/bin/python scripts/model_findings.py "
+              "MODEL` measures it with the same settings (resumable; `--studies sweep_wanda` for one map).", ""]
+    tau_rows = []
+    for label in labels:
+        have = [(model, maps[model][label]["map"]) for model in MODELS if label in maps.get(model, {})
+                and maps[model][label]["map"]["cfi"] is not None and maps[model][label]["map"]["uniform_ratio"]]
+        tau_rows.append([label, str(len(have)), _tau_or_na([m["cfi"] for _, m in have],
+                                                           [m["uniform_ratio"] for _, m in have]),
+                         _order(have, "cfi"), _order(have, "uniform_ratio")])
+    lines += ["Agreement of the CFI with its yardstick over models (Kendall tau-b; 1 = the CFI orders the models "
+              "as compressing every matrix at once does):", "",
+              md_table(["map", "models", "Kendall tau", "order by CFI", "order by all-at-once ratio"], tau_rows), ""]
+    lines += ["## Per model", ""]
+    for model in MODELS:
+        findings = data.get(f"findings_{model}")
+        studies = model_studies(data, model)
+        profile = studies.get("profile")
+        if model not in maps and profile is None:
+            lines += [f"### `{model}`", "", "Not measured yet.", ""]
+            continue
+        lines += [f"### `{model}`", ""]
+        own = maps.get(model, {})
+        reference = maps.get(MODELS[0], {})
+        for label, cell in own.items():
+            m = cell["map"]
+            medians = {h["kind"]: h["median_ratio"] for h in m["hierarchy"]}
+            transfer = ""
+            if model != MODELS[0] and label in reference:
+                ref = {h["kind"]: h["median_ratio"] for h in reference[label]["map"]["hierarchy"]}
+                kinds = sorted(set(ref) & set(medians))
+                transfer = (f" Kind order vs `{MODELS[0]}`: Kendall tau "
+                            f"{_tau_or_na([medians[k] for k in kinds], [ref[k] for k in kinds])}.")
+            lines.append(f"- {label}: hierarchy {' > '.join(medians)} (median ratios "
+                         f"{', '.join(num(v, 4) for v in medians.values())}); spread {num(m['spread'], 3)}x, most "
+                         f"sensitive layer {m['max_site'][0]} `{m['max_site'][1]}` x{num(m['max_ratio'], 4)}."
+                         + transfer)
+        if profile is not None:
+            amplifying = [t for t, ci in enumerate(profile["rho_ci"]) if ci[0] > 1]
+            d = profile["drift"]
+            lines.append(f"- Contraction profile ({profile['layers']} layers, {profile['windows']} window(s) of "
+                         f"{profile['settings']['seq_len']} tokens, K = {profile['settings']['samples']}, eps = "
+                         f"{num(profile['eps'])}): mean rho {num(sum(profile['rho']) / profile['layers'], 4)} "
+                         f"aggregate, {num(sum(profile['token_rho_mean']) / profile['layers'], 4)} token-wise; "
+                         f"layers amplifying with 95% confidence (aggregate): {amplifying or 'none'}; predicted vs "
+                         f"measured drift Spearman {num(d['aggregate']['spearman'], 3)} "
+                         f"{interval(d['aggregate']['spearman_ci'], 3)} aggregate, "
+                         f"{num(d['tokenwise']['spearman'], 3)} {interval(d['tokenwise']['spearman_ci'], 3)} "
+                         f"token-wise (`{profile['source']}`).")
+        lines += ["", "Paper claims on this model:", "", *_claims(model, own, profile, studies.get("depth")), ""]
+        if findings is not None:
+            lines += [source_note(findings, f"findings_{model}"), ""]
+    return "\n".join(lines)
+
+
 def index(data: dict[str, dict]) -> str:
     """docs/results.md: the headlines, each with its interval and a link to its page."""
     lines = ["# Results", "", HEADER, "",
@@ -312,7 +475,8 @@ def index(data: dict[str, dict]) -> str:
              "- [Depth pruning and sparsity allocation](results/depth_allocation.md)",
              "- [Structure](results/structure.md)",
              "- [Recovery after compression (`rhojax heal`)](results/heal.md)",
-             "- [Budgeted compression plans (`rhojax plan`)](results/plan.md)", "",
+             "- [Budgeted compression plans (`rhojax plan`)](results/plan.md)",
+             "- [Four models: sensitivity maps, the CFI and contraction profiles](results/models.md)", "",
              "## Headlines", ""]
     ref = data.get("reference_perplexity")
     if ref is not None:
@@ -566,6 +730,7 @@ PAGES: dict[str, Callable[[dict[str, dict]], str]] = {
     "docs/results/structure.md": structure,
     "docs/results/eval.md": zero_shot,
     "docs/results/plan.md": plan_page,
+    "docs/results/models.md": models_page,
 }
 
 

@@ -18,6 +18,7 @@ from rhojax.data.windows import corpus_windows
 from rhojax.depth import remove_layers
 from rhojax.depth.study import DepthSettings, run_depth_study
 from rhojax.eval.perplexity import perplexity
+from rhojax.io.checkpoint import load_checkpoint
 from rhojax.io.resolve import load_model, resolve_path
 from rhojax.io.save_hf import save_hf
 from rhojax.io.tokenizer import load_tokenizer
@@ -101,6 +102,44 @@ def test_prune_depth_rejects_blend_without_lambda(tmp_path, tiny_folder):
     result = CliRunner().invoke(app, ["prune-depth", str(tiny_folder), "--criterion", "rhoo", "--out",
                                       str(tmp_path), *BUDGET])
     assert result.exit_code == 2 and "criterion 'rhoo': choose rho, bi or blend" in result.output
+
+
+def _assert_same_params(a: dict, b: dict) -> None:
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        assert np.asarray(x).dtype == np.asarray(y).dtype
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_prune_depth_and_allocate_save_checkpoints_that_restore_exactly(tmp_path, tiny_folder, tiny):
+    """--save-checkpoint writes an orbax checkpoint restoring bit for bit to the pruned params: the layers
+    left by remove_layers (prune-depth), and the same params as the independently written HF folder with
+    its zeros in place (allocate)."""
+    out = tmp_path / "pd"
+    result = CliRunner().invoke(app, ["prune-depth", str(tiny_folder), "--remove", "1", "--criterion", "bi", "--out",
+                                      str(out), "--save-checkpoint", *BUDGET])
+    assert result.exit_code == 0, result.output
+    removed = json.loads((out / "prune_depth.json").read_text())["removed_layers"]
+    config, params = load_checkpoint(out / "checkpoint")
+    expected_config, expected = remove_layers(tiny.config, tiny.params, removed)
+    assert config == expected_config and config.num_layers == tiny.config.num_layers - 1
+    _assert_same_params(params, expected)
+    assert not (out / "model").exists()  # HF folder only with --save-model
+
+    out = tmp_path / "alloc"
+    result = CliRunner().invoke(app, ["allocate", str(tiny_folder), "--sparsity", "0.5", "--method", "wanda",
+                                      "--schedule", "uniform", "--out", str(out), "--save-checkpoint", "--save-model",
+                                      *BUDGET])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "allocation.json").read_text())
+    restored = load_model(str(out / "checkpoint"))  # the tokenizer travels with the checkpoint
+    as_hf = load_model(str(out / "model"))
+    named = lambda c: c.replace(name=tiny.config.name)  # noqa: E731 (the name comes from the folder)
+    assert named(restored.config) == named(as_hf.config) == tiny.config
+    _assert_same_params(restored.params, as_hf.params)
+    w = np.asarray(restored.params["blocks"]["up"]["w"])
+    assert np.mean(w == 0) == pytest.approx(data["realised_mean"], abs=0.02)
+    assert restored.tokenizer.encode("rivers and hills") == tiny.tokenizer.encode("rivers and hills")
 
 
 @pytest.mark.parametrize("schedule", ["owl_absorption", "alpha_absorption_tokenwise"])

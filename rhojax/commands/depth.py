@@ -11,10 +11,13 @@ from rhojax.commands.common import DTYPE, MODEL, console, guarded, open_run, pro
 from rhojax.commands.options import with_settings
 from rhojax.depth import remove_layers
 from rhojax.depth.study import AllocateSettings, PruneDepthSettings, Study, run_allocation, run_prune_depth
+from rhojax.io.checkpoint import save_checkpoint as write_checkpoint
 from rhojax.io.resolve import load_model
 from rhojax.io.save_hf import save_hf
 
 SAVE_MODEL = typer.Option(False, "--save-model", help="Also save the pruned model (HF safetensors) to OUT/model.")
+SAVE_CHECKPOINT = typer.Option(False, "--save-checkpoint",
+                               help="Also save the pruned model as a rhojax (orbax) checkpoint to OUT/checkpoint.")
 
 
 def _run(model: str, dtype: str, out: Path, settings, study, name: str):
@@ -24,9 +27,15 @@ def _run(model: str, dtype: str, out: Path, settings, study, name: str):
     return loaded, run, save_summary(run, name, loaded, study(loaded, run, settings, progress=progress()))
 
 
-def _save_model(run, loaded, config, params) -> None:
-    save_hf(config, params, run.file("model"), tokenizer=loaded.tokenizer)
-    console.print(f"saved the pruned model to {run.file('model')}")
+def _save(run, loaded, config, params, *, hf: bool, checkpoint: bool, metadata: dict) -> None:
+    """The pruned model as HF safetensors (OUT/model) and/or an orbax checkpoint (OUT/checkpoint)."""
+    if hf:
+        save_hf(config, params, run.file("model"), tokenizer=loaded.tokenizer)
+        console.print(f"saved the pruned model to {run.file('model')}")
+    if checkpoint:
+        write_checkpoint(config, params, run.file("checkpoint"), tokenizer=loaded.tokenizer,
+                         metadata={"pruned_from": loaded.spec, **metadata})
+        console.print(f"saved the pruned model's checkpoint to {run.file('checkpoint')}")
 
 
 @guarded
@@ -35,6 +44,7 @@ def prune_depth(
     model: str = MODEL,
     out: Path = typer.Option(..., "--out", help="Run folder (prune_depth.json, parts/, model/ with --save-model)."),
     save_model: bool = SAVE_MODEL,
+    save_checkpoint: bool = SAVE_CHECKPOINT,
     dtype: str = DTYPE,
     settings: PruneDepthSettings = PruneDepthSettings(),
 ) -> None:
@@ -43,8 +53,9 @@ def prune_depth(
     console.print(f"removed layers {summary['removed_layers']}: perplexity {summary['dense']['perplexity']:.3f} -> "
                   f"{summary['pruned']['perplexity']:.3f} (ratio {summary['pruned']['ratio']:.3f}, 95% "
                   f"[{summary['pruned']['ratio_ci'][0]:.3f}, {summary['pruned']['ratio_ci'][1]:.3f}])")
-    if save_model:
-        _save_model(run, loaded, *remove_layers(loaded.config, loaded.params, summary["removed_layers"]))
+    if save_model or save_checkpoint:
+        _save(run, loaded, *remove_layers(loaded.config, loaded.params, summary["removed_layers"]), hf=save_model,
+              checkpoint=save_checkpoint, metadata={"removed_layers": summary["removed_layers"]})
     console.print(f"wrote {run.file('prune_depth.json')}")
 
 
@@ -54,6 +65,7 @@ def allocate(
     model: str = MODEL,
     out: Path = typer.Option(..., "--out", help="Run folder (allocation.json, parts/, model/ with --save-model)."),
     save_model: bool = SAVE_MODEL,
+    save_checkpoint: bool = SAVE_CHECKPOINT,
     dtype: str = DTYPE,
     settings: AllocateSettings = AllocateSettings(),
 ) -> None:
@@ -62,7 +74,8 @@ def allocate(
     console.print(f"{settings.schedule} / {settings.method} at {settings.sparsity:.0%}: perplexity "
                   f"{summary['perplexity']:.3f} (dense {summary['dense']['perplexity']:.3f}, ratio "
                   f"{summary['ratio']:.3f}, 95% [{summary['ratio_ci'][0]:.3f}, {summary['ratio_ci'][1]:.3f}])")
-    if save_model:
-        _save_model(run, loaded, loaded.config, Study(loaded, run, settings).pruned_params(summary["ratios"],
-                                                                                          settings.method))
+    if save_model or save_checkpoint:
+        pruned = Study(loaded, run, settings).pruned_params(summary["ratios"], settings.method)
+        _save(run, loaded, loaded.config, pruned, hf=save_model, checkpoint=save_checkpoint,
+              metadata={"method": settings.method, "schedule": settings.schedule, "ratios": summary["ratios"]})
     console.print(f"wrote {run.file('allocation.json')}")
