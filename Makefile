@@ -1,5 +1,5 @@
 # The two commands of the README. Both create the environment on first use.
-.PHONY: setup analyze test lint docs
+.PHONY: setup analyze test test-slow lint docs
 
 setup:
 	bash scripts/setup.sh
@@ -7,11 +7,17 @@ setup:
 analyze: setup
 	.venv/bin/rhojax analyze smollm2-135m --budget quick --out results/smollm2-135m-quick
 
-# The property tests run twice: the derandomized ci profile (inside the suite) and the dev profile,
-# which draws 1,000 fresh examples per theorem (about 20 s more on two cores).
+# `make test` is the suite a developer runs (about 10 minutes on two cores): every test on tiny
+# random models, closed forms and plain NumPy twins, and the property tests twice (the derandomized
+# ci profile inside the suite, then the dev profile: 1,000 fresh examples per theorem).
+# `make test-slow` runs the tests on the real packaged models (parity with transformers, the main job
+# end to end in a subprocess and in Chromium, the tutorial); CI (.ci/run) runs both.
 test: setup
-	.venv/bin/python -m pytest -q -n 2 --dist loadgroup
+	.venv/bin/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
 	HYPOTHESIS_PROFILE=dev .venv/bin/python -m pytest -q -n 2 -p no:cacheprovider property_tests
+
+test-slow: setup
+	.venv/bin/python -m pytest -q -n 2 --dist loadgroup -m slow
 
 lint: setup
 	.venv/bin/ruff check rhojax tests property_tests benchmarks scripts

@@ -13,7 +13,7 @@ The engine's ideal speed-up is bounded by matmul FLOPs: a full forward costs ``L
 block, ``u`` the unembedding), a site in layer ``t`` costs ``(L - t) b + u``; the report prints that
 ceiling for the grid next to the measured ratio.
 
-    .venv/bin/python benchmarks/bench_sweep.py --windows 2 --seq-len 256 --torch-baseline \
+    .venv/bin/python -m benchmarks.bench_sweep --windows 2 --seq-len 256 --torch-baseline \
         --out results/sensitivity/bench_sweep.json
 """
 
@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.flops import sweep_flop_ceiling
 from rhojax.compress import compress_matrix
 from rhojax.data.windows import corpus_windows
 from rhojax.eval.perplexity import token_nll
@@ -94,14 +95,6 @@ def torch_sweep(model, config, params, windows, configurations) -> list[tuple[fl
     return out
 
 
-def flop_ceiling(config, layers) -> float:
-    """Ideal engine speed-up over a full forward by matmul FLOPs per token (see the module docstring)."""
-    block = sum(int(np.prod(config.site_shape(k))) for k in config.site_kinds)
-    unembed = config.vocab_size * config.hidden_size
-    full = config.num_layers * block + unembed
-    return full / float(np.mean([(config.num_layers - t) * block + unembed for t in layers]))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m")
@@ -126,7 +119,7 @@ def main() -> None:
     result = {"model": args.model, "windows": args.windows, "seq_len": args.seq_len, "configurations": len(grid),
               "layers": args.layers, "backend": jax.default_backend(),
               "naive": {"seconds": naive_s, "per_minute": 60 * len(grid) / naive_s},
-              "flop_ceiling": flop_ceiling(config, args.layers), "engine": {}}
+              "flop_ceiling": sweep_flop_ceiling(config, args.layers), "engine": {}}
     if args.torch_baseline:
         import torch
         from transformers import AutoModelForCausalLM

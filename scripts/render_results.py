@@ -375,6 +375,10 @@ def _overlap(a: Sequence, b: Sequence) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
+#: The time goal of the default budget, in minutes.
+QUICK_GOAL_MINUTES = 15
+
+
 def budgets(data: dict[str, dict]) -> str:
     """README's table of the main job's budgets: what each runs and its measured time on this machine."""
     import dataclasses
@@ -403,11 +407,37 @@ def budgets(data: dict[str, dict]) -> str:
                 f"{','.join(f'{x:.0%}' for x in b.depth.sparsities)}, {num(b.depth.tokens)} tokens; structure "
                 f"{num(b.structure.tokens)} tokens")
         rows.append([f"`{name}`", what, time])
-    return md_table(["budget", "what it runs", "time (compile and load included)"], rows)
+        if name == "quick":
+            goal = QUICK_GOAL_MINUTES
+            if measured is None:
+                verdict = "it has not been measured with the settings it has now"
+            else:
+                minutes = measured["timings"]["total_seconds"] / 60
+                verdict = (f"the measured run took {num(minutes, 3)} min, "
+                           + ("within the goal" if minutes <= goal else f"{num(minutes - goal, 2)} min over it"))
+            note = (f"The goal for `quick` is at most {goal} minutes on a 2-core CPU, compile and load included: "
+                    f"{verdict}.")
+    untimed = [f"`{name}`" for name, row in zip(BUDGETS, rows, strict=True)
+               if name != "quick" and row[2].startswith("not measured")]
+    if untimed:
+        note += f" Not timed on this machine: {', '.join(untimed)}."
+    return md_table(["budget", "what it runs", "time (compile and load included)"], rows) + "\n\n" + note
+
+
+def _performance_renderers() -> dict[str, Callable[[dict[str, dict]], str]]:
+    """The benchmark sections of docs/performance.md (rendered by ``benchmarks.report``)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.report import benchmarks_section, profile_cost_section
+
+    return {"benchmarks": benchmarks_section, "profile_cost": profile_cost_section}
 
 
 #: Regions of hand-written files that are rendered from data: file -> {region name: renderer}.
-REGIONS: dict[str, dict[str, Callable[[dict[str, dict]], str]]] = {"README.md": {"budgets": budgets}}
+REGIONS: dict[str, dict[str, Callable[[dict[str, dict]], str]]] = {
+    "README.md": {"budgets": budgets},
+    "docs/performance.md": _performance_renderers(),
+}
 
 
 def fill_regions(text: str, regions: dict[str, Callable[[dict[str, dict]], str]], data: dict[str, dict]) -> str:

@@ -115,6 +115,14 @@ def test_restore_failure_behind_a_consistent_marker_is_a_load_error(tmp_path):
         checkpoint.load_checkpoint(folder)
 
 
+def test_non_finite_tensor_is_named(tmp_path):
+    params = init_params(LLAMA, jax.random.PRNGKey(3))
+    params["blocks"]["up"]["w"] = params["blocks"]["up"]["w"].at[1, 0, 0].set(jnp.nan)
+    folder = checkpoint.save_checkpoint(LLAMA, params, tmp_path / "c")
+    with pytest.raises(LoadError, match=r"tensor \['blocks'\]\['up'\]\['w'\] contains NaN or Inf"):
+        checkpoint.load_checkpoint(folder)
+
+
 def test_changed_source_replaces_its_old_entry(tmp_path, monkeypatch):
     monkeypatch.setenv("RHOJAX_CACHE", str(tmp_path / "cache"))
     _hf_source(tmp_path / "hf")

@@ -174,7 +174,17 @@ def test_study_scores_tasks_only_where_asked(tmp_path, tiny):
     assert summary["allocation"] == []
 
 
+def test_study_measures_only_the_signal_groups_asked_for_and_those_its_schedules_need(tmp_path, tiny):
+    s = small_study(ks=(1,), schedules=("owl",), signals=())
+    summary = run_depth_study(tiny, RunFolder.open(tmp_path, run_identity(tiny, s)), s)
+    assert {p.stem for p in (tmp_path / "parts").glob("signals_*.json")} == {
+        "signals_rho", "signals_bi", "signals_outliers"}  # rho and bi for the figure, outliers for OWL
+    assert set(summary["signals"]) == {"rho_aggregate", "rho_tokenwise", "bi", "bi_without_bos", "outlier_ratio"}
+
+
 def test_settings_errors_name_the_argument():
+    with pytest.raises(Exception, match="signals 'rhoo': choose one of rho, bi, outliers, alpha, absorption"):
+        DepthSettings(signals=("rhoo",))
     with pytest.raises(Exception, match="criteria 'nope': choose one of bi, "):
         DepthSettings(criteria=("nope",))
     with pytest.raises(Exception, match="schedules 'owll'"):

@@ -24,7 +24,9 @@ from rhojax.propagation import (
     directions,
     drift_tracks,
     injection_drift,
+    injection_drifts,
     scale_aggregate,
+    scale_tokenwise,
 )
 
 CONFIG = ModelConfig(family="llama", vocab_size=64, hidden_size=32, num_layers=4, num_heads=4, num_kv_heads=2,
@@ -62,6 +64,23 @@ def test_drift_tracks_equal_plain_suffix_loop():
         e = scale_aggregate(directions(jax.random.key(1), layer, 3, hidden.shape[1:]), hidden[layer], 0.05)
         agg, _ = drift_tracks(CONFIG, params, hidden, layer, e)
         np.testing.assert_allclose(agg, plain_tracks(params, hidden, layer, e), rtol=1e-4, atol=1e-7)
+
+
+def test_batched_drifts_equal_one_suffix_run_per_scaling_eps_and_layer():
+    """The one-batch-per-layer program equals separate suffix runs, one per (scaling, eps, layer), as before."""
+    params, _, hidden = small_model()
+    key, eps_values = jax.random.key(3), (1e-3, 0.2, 0.05)
+    runs = injection_drifts(CONFIG, params, hidden, key, eps_values=eps_values, samples=2,
+                            scalings=("aggregate", "tokenwise"))
+    for scaling, scale in (("aggregate", scale_aggregate), ("tokenwise", scale_tokenwise)):
+        assert [r.eps for r in runs[scaling]] == list(eps_values)
+        for run, eps in zip(runs[scaling], eps_values, strict=True):
+            assert run.scaling == scaling and run.aggregate.shape == (CONFIG.num_layers, 2, CONFIG.num_layers + 1)
+            for layer in range(CONFIG.num_layers):
+                e = scale(directions(key, layer, 2, hidden.shape[1:]), hidden[layer], eps)
+                agg, tok = drift_tracks(CONFIG, params, hidden, layer, e)
+                np.testing.assert_allclose(run.aggregate[layer], agg, rtol=2e-5, atol=1e-8)
+                np.testing.assert_allclose(run.tokenwise[layer], tok, rtol=2e-5, atol=1e-8)
 
 
 def test_injection_at_layer_zero_matches_perturbed_full_forward():

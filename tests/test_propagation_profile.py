@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rhojax.errors import RhojaxError
 from rhojax.models import ModelConfig, block_params, forward, init_params
 from rhojax.models import block as rhojax_block
 from rhojax.propagation import (
@@ -84,6 +85,24 @@ def test_profile_equals_plain_loop(config, layer_batch):
     for name in ref:
         got = getattr(prof, name)
         np.testing.assert_allclose(got, ref[name], rtol=1e-5, err_msg=name)
+
+
+def test_one_version_computes_only_its_own_statistics_and_equals_the_plain_loop():
+    params, hidden = small_model(LLAMA)
+    key = jax.random.key(7)
+    ref = plain_profile(LLAMA, params, hidden, key, eps=0.1, samples=2)
+    agg = rho_profile(LLAMA, params, hidden, key, eps=0.1, samples=2, linearised=False, versions=("aggregate",))
+    tok = rho_profile(LLAMA, params, hidden, key, eps=0.1, samples=2, linearised=False, versions=("tokenwise",))
+    np.testing.assert_allclose(agg.rho, ref["rho"], rtol=1e-5)
+    for name in ("token_rho_mean", "token_rho_median", "sink_rho", "token_alpha"):
+        np.testing.assert_allclose(getattr(tok, name), ref[name], rtol=1e-5, err_msg=name)
+    assert agg.token_rho_mean is None and tok.rho is None and tok.beta is None
+    assert "token_rho_mean" not in agg.to_dict() and "rho" not in tok.to_dict()
+    assert "downstream_tokenwise" in tok.to_dict()
+    with pytest.raises(RhojaxError, match="token_rho_mean"):
+        agg.mean("token_rho_mean")
+    with pytest.raises(RhojaxError, match="versions"):
+        rho_profile(LLAMA, params, hidden, key, versions=("both",))
 
 
 def test_exact_linear_map_gives_analytic_beta():

@@ -90,21 +90,24 @@ def check_studies(studies) -> tuple[str, ...]:
 
 def run_analysis(model, out: str | Path, settings: AnalysisSettings, *, budget: str = "custom",
                  progress: Progress = SILENT, on_step: Callable[[int, int, str], None] | None = None,
-                 studies: Sequence[str] = STUDIES, mesh: Mesh | None = None) -> dict:
+                 load_seconds: float = 0.0, studies: Sequence[str] = STUDIES, mesh: Mesh | None = None) -> dict:
     """Run the ``studies`` (default: every study) of ``settings`` on ``model`` into ``out`` and write
     ``report.json`` / ``report.html``.
 
     Returns the report (plain JSON data). A rerun with the same settings resumes: finished studies are
     read back, the interrupted one continues from its parts. ``on_step(i, n, name)`` announces steps.
+    ``timings`` holds each step's seconds, ``load`` (the caller's ``load_seconds``: reading and
+    dequantising the model) and ``total_seconds``: load plus everything this call did up to the report.
     ``mesh`` (:func:`rhojax.sharding.make_mesh`) splits the perplexity, profile and sweep over devices;
     place the params first with :func:`rhojax.sharding.shard_model`.
     """
     from rhojax.report.html import write_html
 
+    job_started = time.perf_counter()
     root = RunFolder.open(out, {**run_identity(model, settings), "budget": budget})
     chosen = check_studies(studies)
     steps = [step for step in STEPS if step.name in chosen]
-    summaries, timings, figures = {}, {}, {}
+    summaries, timings, figures = {}, {"load": round(load_seconds, 1)}, {}
     for i, step in enumerate(steps, 1):
         if on_step is not None:
             on_step(i, len(steps), step.name)
@@ -126,7 +129,8 @@ def run_analysis(model, out: str | Path, settings: AnalysisSettings, *, budget: 
         "answer": build_answer(summaries, settings.answer),
         **{name: compact(summaries[study]) for name, (study, compact) in SECTIONS.items() if study in summaries},
         "figures": figures,
-        "timings": {"seconds": timings, "total_seconds": round(sum(timings.values()), 1)},
+        "timings": {"seconds": timings,
+                    "total_seconds": round(load_seconds + time.perf_counter() - job_started, 1)},
     }
     root.write("report.json", report)
     write_html(root.file("report.html"), root.path, report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -23,9 +24,12 @@ def analyze(
 ) -> None:
     """Run every study on MODEL and write report.json and report.html to --out; rerun the same command to resume."""
     settings = budget_settings(budget, text)
+    started = time.perf_counter()
     loaded, mesh = placed(load_model(model, dtype=dtype), devices, model_parallel)
+    load_seconds = time.perf_counter() - started
     console.print(f"{model}: {loaded.config.num_layers} layers, budget {budget} -> {out}")
     report = run_analysis(loaded, out, settings, budget=budget, progress=progress(),
-                          on_step=lambda i, n, name: console.rule(f"[{i}/{n}] {name}"), mesh=mesh)
-    console.print(f"done in {report['timings']['total_seconds']:.0f} s (this run): "
+                          on_step=lambda i, n, name: console.rule(f"[{i}/{n}] {name}"),
+                          load_seconds=load_seconds, mesh=mesh)
+    console.print(f"done in {report['timings']['total_seconds']:.0f} s (this run, load included): "
                   f"{Path(out) / 'report.html'} and report.json")

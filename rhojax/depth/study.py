@@ -53,6 +53,10 @@ SIGNAL_GROUPS: dict[str, str] = {
     "rho_aggregate": "rho", "rho_tokenwise": "rho", "bi": "bi", "bi_without_bos": "bi",
     "outlier_ratio": "outliers", "alpha": "alpha", "absorption_u": "absorption", "absorption_token_r": "absorption",
 }
+#: The measurement groups, in order.
+GROUPS: tuple[str, ...] = tuple(dict.fromkeys(SIGNAL_GROUPS.values()))
+#: Groups the study always measures: the depth figure draws rho and Block Influence.
+FIGURE_GROUPS: tuple[str, ...] = ("rho", "bi")
 SCHEDULES: tuple[str, ...] = ("uniform", "depth", "owl", "alpha", "rho", "owl_absorption", "alpha_absorption",
                               "owl_absorption_tokenwise", "alpha_absorption_tokenwise")
 
@@ -159,9 +163,15 @@ class DepthSettings(PruneSettings):
     schedules: tuple[str, ...] = setting(SCHEDULES, "Layer-wise schedules of the allocation table.")
     task_ks: tuple[int, ...] = setting((2, 4, 6, 8), "Depth rows (k) that also score the zero-shot tasks.")
     allocation_tasks: bool = setting(False, "Also score the zero-shot tasks of every allocation.")
+    signals: tuple[str, ...] = setting(GROUPS,
+                                       "Dense signal groups to measure and report besides rho and bi (the "
+                                       "criteria and schedules measure the groups they need anyway): "
+                                       + ", ".join(GROUPS) + ".")
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        for name in self.signals:
+            _check_choice("signals", name, GROUPS)
         for name in self.criteria:
             _check_choice("criteria", name, tuple(CRITERIA_BY_NAME))
         for name in self.methods:
@@ -370,12 +380,14 @@ def run_depth_study(model, run: RunFolder, settings: DepthSettings = DepthSettin
     s = settings
     study = Study(model, run, s, progress)
     L = model.config.num_layers
-    with progress.stage("depth: dense signals and evaluation", len(SIGNAL_GROUPS) + 1) as update:
-        for i, name in enumerate(SIGNAL_GROUPS):
+    groups = set(FIGURE_GROUPS) | set(s.signals)
+    measured = [name for name, group in SIGNAL_GROUPS.items() if group in groups]
+    with progress.stage("depth: dense signals and evaluation", len(measured) + 1) as update:
+        for i, name in enumerate(measured):
             study.signal(name)
             update(i + 1)
         dense = study.dense()
-        update(len(SIGNAL_GROUPS) + 1)
+        update(len(measured) + 1)
 
     depth = []
     criteria = [CRITERIA_BY_NAME[name] for name in s.criteria] if s.ks else []
@@ -402,7 +414,7 @@ def run_depth_study(model, run: RunFolder, settings: DepthSettings = DepthSettin
         "split": {"statistics": statistics_split(s.calib_text), "evaluation": "evaluation"},
         "layers": L,
         "scored_tokens": dense["scored_tokens"],
-        "signals": study.signals(),
+        "signals": study.signals([name for name in SIGNAL_GROUPS if name in study.cache]),
         "dense": study.with_intervals(dense),
         "depth": [study.with_intervals(r, dense) for r in depth],
         "allocation": [study.with_intervals(r, dense) for r in allocation],

@@ -24,6 +24,7 @@ under :data:`CACHE_MIN_BYTES` are not cached.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -142,31 +143,50 @@ def read_marker(folder: str | Path) -> dict:
 
 
 def load_checkpoint(folder: str | Path) -> tuple[ModelConfig, dict]:
-    """``(config, params)`` of a checkpoint folder, verified (see the module docstring)."""
+    """``(config, params)`` of a checkpoint folder, verified (see the module docstring).
+
+    The files' CRC-32 is computed in a thread while orbax restores the arrays straight into device
+    buffers (no NumPy copy), and one compiled reduction checks every tensor is finite.
+    """
     import orbax.checkpoint as ocp
 
     folder = Path(folder)
     marker = read_marker(folder)
-    if _files(folder / "params") != marker["files"]:
-        raise LoadError(f"{folder}: checkpoint files are missing, truncated or corrupted (size/CRC mismatch); "
-                        "delete the folder and save it again")
     config = ModelConfig.from_dict(marker["config"])
-    try:
-        abstract = _abstract_params(config, np.dtype(marker["dtype"]))
-        restore_args = jax.tree.map(lambda a: ocp.RestoreArgs(restore_type=np.ndarray), abstract)
-        with _quiet_orbax(), _checkpointer() as checkpointer:
-            params = checkpointer.restore(
-                (folder / "params").absolute(), args=ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args))
-    except Exception as e:  # orbax/tensorstore raise many types on damaged data
-        raise LoadError(f"{folder}: cannot restore the checkpoint ({type(e).__name__}: {e})") from e
-    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-        want = jax.tree_util.tree_leaves(abstract)[0].dtype
-        if leaf.shape != _leaf_at(abstract, path).shape or leaf.dtype != want:
+    abstract = _abstract_params(config, np.dtype(marker["dtype"]))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        files = pool.submit(_files, folder / "params")
+        try:
+            sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+            restore_args = jax.tree.map(lambda a: ocp.ArrayRestoreArgs(sharding=sharding), abstract)
+            with _quiet_orbax(), _checkpointer() as checkpointer:
+                params = checkpointer.restore((folder / "params").absolute(),
+                                              args=ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args))
+            error = None
+        except Exception as e:  # orbax/tensorstore raise many types on damaged data
+            params, error = None, e
+        if files.result() != marker["files"]:
+            raise LoadError(f"{folder}: checkpoint files are missing, truncated or corrupted (size/CRC mismatch); "
+                            "delete the folder and save it again")
+    if error is not None:
+        raise LoadError(f"{folder}: cannot restore the checkpoint ({type(error).__name__}: {error})") from error
+    paths = [path for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+    for path, leaf in zip(paths, jax.tree.leaves(params), strict=True):
+        want = _leaf_at(abstract, path)
+        if leaf.shape != want.shape or leaf.dtype != want.dtype:
             raise LoadError(f"{folder}: tensor {jax.tree_util.keystr(path)} has shape {leaf.shape} {leaf.dtype}, "
-                            f"expected {_leaf_at(abstract, path).shape} {want}")
-        if not np.isfinite(leaf).all():
-            raise LoadError(f"{folder}: tensor {jax.tree_util.keystr(path)} contains NaN or Inf values")
-    return config, jax.tree.map(jax.numpy.asarray, params)
+                            f"expected {want.shape} {want.dtype}")
+    finite = np.asarray(_all_finite(jax.tree.leaves(params)))
+    if not finite.all():
+        path = paths[int(np.argmin(finite))]
+        raise LoadError(f"{folder}: tensor {jax.tree_util.keystr(path)} contains NaN or Inf values")
+    return config, params
+
+
+@jax.jit
+def _all_finite(leaves: list[jax.Array]) -> jax.Array:
+    """(n,) bool: whether each array of ``leaves`` is free of NaN and Inf (one compiled pass)."""
+    return jax.numpy.stack([jax.numpy.isfinite(x).all() for x in leaves])
 
 
 def _leaf_at(tree: dict, path: tuple):

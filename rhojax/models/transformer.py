@@ -102,16 +102,60 @@ def layer_frequencies(config: ModelConfig, p: dict) -> Array:
     return inv_freq
 
 
-def attention_mask(config: ModelConfig, p: dict, positions: Array) -> Array:
-    """gemma3's (T, T) mask: causal, and within ``sliding_window`` positions on a local layer."""
-    i, j = positions[:, None], positions[None, :]
-    return (j <= i) & ((i - j < config.sliding_window) | (p["sliding"] <= 0))
+#: Query rows per block of :func:`causal_attention`: a block scores only the keys up to its last row.
+ATTENTION_BLOCK = 128
+
+#: The masked-score value: finite, so a fully masked block row never turns into NaN.
+_MASKED = -0.7 * float(jnp.finfo(jnp.float32).max)
+
+
+def attention_mask(config: ModelConfig, p: dict, rows: Array, cols: Array) -> Array:
+    """Allowed (query ``rows``, key ``cols``) pairs: causal, and within the sliding window where one applies.
+
+    gemma3 windows only its local layers (``p["sliding"] > 0``, traced); other families window every
+    layer when ``config.sliding_window`` is set. ``rows`` and ``cols`` are token indices.
+    """
+    i, j = rows[:, None], cols[None, :]
+    allowed = j <= i
+    if config.sliding_window is not None:
+        inside = i - j < config.sliding_window
+        allowed &= (inside | (p["sliding"] <= 0)) if config.family == "gemma3" else inside
+    return allowed
+
+
+def causal_attention(config: ModelConfig, p: dict, q: Array, k: Array, v: Array, *,
+                     block_rows: int = ATTENTION_BLOCK) -> Array:
+    """``softmax(q k^T * scale + mask) v`` for q (B, T, H, hd), k, v (B, T, Hkv, hd): (B, T, H, hd).
+
+    Heads-major and blocked: the H = Hkv * G query heads are grouped under their shared key head
+    (no repeated K/V), and the queries run in blocks of ``block_rows`` rows that score only the
+    keys a causal (or sliding-window) mask can reach, which skips most of the masked triangle.
+    Scores and softmax are float32; the weights are cast to ``v``'s dtype for the value product.
+    """
+    b, t, h, hd = q.shape
+    kv = k.shape[2]
+    qh = q.reshape(b, t, kv, h // kv, hd).transpose(0, 2, 3, 1, 4)  # (B, Hkv, G, T, hd)
+    kh, vh = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # (B, Hkv, T, hd)
+    reach = config.sliding_window if config.sliding_window is not None and config.family != "gemma3" else None
+    index = jnp.arange(t, dtype=jnp.int32)
+    blocks = []
+    for start in range(0, t, block_rows):
+        stop = min(start + block_rows, t)
+        lo = 0 if reach is None else max(0, start - reach + 1)
+        scores = jnp.einsum("bkgqd,bksd->bkgqs", qh[..., start:stop, :], kh[:, :, lo:stop],
+                            preferred_element_type=jnp.float32)
+        scores = scores * jnp.float32(config.attention_scale)
+        scores = jnp.where(attention_mask(config, p, index[start:stop], index[lo:stop]), scores, _MASKED)
+        weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+        blocks.append(jnp.einsum("bkgqs,bksd->bkgqd", weights, vh[:, :, lo:stop]))
+    out = jnp.concatenate(blocks, axis=3) if len(blocks) > 1 else blocks[0]
+    return out.transpose(0, 3, 1, 2, 4).reshape(b, t, h, hd)
 
 
 def attention(config: ModelConfig, p: dict, x: Array, positions: Array) -> Array:
     """Causal multi-head attention (MHA/GQA/MQA) on normed input ``x`` (..., T, D).
 
-    Scores are ``q . k * config.attention_scale``; gemma3 layers mask by their own window.
+    Scores are ``q . k * config.attention_scale`` (:func:`causal_attention`); gemma3 layers mask by their own window.
     """
     *lead, t, _ = x.shape
     hd = config.head_dim
@@ -125,19 +169,8 @@ def attention(config: ModelConfig, p: dict, x: Array, positions: Array) -> Array
         inv_freq = layer_frequencies(config, p)
         q = apply_rope(q, positions, inv_freq)
         k = apply_rope(k, positions, inv_freq)
-    batch_shape = (-1, t)
-    if config.family == "gemma3":
-        masking = dict(mask=attention_mask(config, p, positions)[None, None])
-    else:
-        window = None if config.sliding_window is None else (config.sliding_window - 1, 0)
-        masking = dict(is_causal=True, local_window_size=window)
-    out = jax.nn.dot_product_attention(
-        q.reshape(*batch_shape, config.num_heads, hd),
-        k.reshape(*batch_shape, config.num_kv_heads, hd),
-        v.reshape(*batch_shape, config.num_kv_heads, hd),
-        scale=config.attention_scale,
-        **masking,
-    )
+    out = causal_attention(config, p, q.reshape(-1, t, config.num_heads, hd),
+                           k.reshape(-1, t, config.num_kv_heads, hd), v.reshape(-1, t, config.num_kv_heads, hd))
     return linear(p["o"], out.reshape(*lead, t, config.q_size))
 
 

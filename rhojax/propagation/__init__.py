@@ -15,7 +15,13 @@ from rhojax.propagation.compression import (
     compression_profile,
 )
 from rhojax.propagation.correlation import correlation
-from rhojax.propagation.drift import DriftTracks, drift_tracks, injection_drift, relative_drift
+from rhojax.propagation.drift import (
+    DriftTracks,
+    drift_tracks,
+    injection_drift,
+    injection_drifts,
+    relative_drift,
+)
 from rhojax.propagation.jacobian import JacobianGain, jacobian_gain, top_singular_value
 from rhojax.propagation.perturbations import directions, scale_aggregate, scale_tokenwise, sink_mask
 from rhojax.propagation.profile import (
@@ -44,6 +50,7 @@ __all__ = [
     "downstream_amplification",
     "drift_tracks",
     "injection_drift",
+    "injection_drifts",
     "jacobian_gain",
     "lyapunov_trajectory",
     "relative_drift",

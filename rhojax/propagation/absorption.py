@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from rhojax.models.config import ModelConfig
-from rhojax.propagation.drift import DriftTracks, injection_drift
+from rhojax.propagation.drift import DriftTracks, injection_drifts
 
 U_CLIP = math.log(3.0)
 
@@ -102,13 +102,8 @@ def absorption(
 ) -> Absorption:
     """Tracks ``R_k``, ``r_l`` and ``u_l`` for every layer at every ``eps`` (module docstring).
 
-    ``on_layer(n)`` receives the number of (eps, layer) injections done so far.
+    Every eps runs in one batch per layer (:func:`~rhojax.propagation.drift.injection_drifts`);
+    ``on_layer(n)`` receives the number of layers done.
     """
-    num = hidden.shape[0] - 1
-    runs = []
-    for i, eps in enumerate(eps_values):
-        report = None if on_layer is None else (lambda n, i=i: on_layer(i * num + n))
-        runs.append(injection_drift(
-            config, params, hidden, key, eps=eps, samples=samples, scaling=scaling, on_layer=report
-        ))
-    return absorption_from_drift(runs)
+    return absorption_from_drift(injection_drifts(config, params, hidden, key, eps_values=eps_values,
+                                                  samples=samples, scalings=(scaling,), on_layer=on_layer)[scaling])

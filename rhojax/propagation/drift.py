@@ -4,14 +4,15 @@ For a perturbed state ``h'_l = h_l + e`` the tracks are ``R_k = ||h'_k - h_k|| /
 ``k = l .. L`` (aggregate: Frobenius over all tokens; token-wise: mean over non-sink tokens of the
 per-token ratio). The measured drift of an injection at ``l`` is ``R_L``. The clean prefix is never
 recomputed: the suffix starts from the cached ``h_l`` (one compiled loop with a dynamic start
-layer), and the K samples run as one batch.
+layer). :func:`injection_drifts` runs every sample, every ``eps`` and every scaling of one layer as
+one batch through that loop, so a whole absorption sweep is one compiled program called once per layer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -106,6 +107,58 @@ class DriftTracks:
         return tracks[:, :, -1].mean(axis=1)
 
 
+@functools.partial(jax.jit, static_argnames=("config", "samples", "scalings"))
+def _layer_drifts(config, blocks, hidden, layer, key, eps, sink, *, samples, scalings):
+    """Tracks (S, E, K, L + 1) of every scaling S, eps E and sample K injected at the (traced) ``layer``."""
+    g = directions(key, layer, samples, hidden.shape[1:])
+    h = hidden[layer]
+    e = jnp.stack([jax.vmap(lambda x, s=s: SCALINGS[s](g, h, x))(eps) for s in scalings])  # (S, E, K, N, T, D)
+    agg, tok = _tracks(config, blocks, hidden, layer, e.reshape(-1, *e.shape[3:]), sink)
+    shape = (len(scalings), eps.shape[0], samples, hidden.shape[0])
+    return agg.reshape(shape), tok.reshape(shape)
+
+
+def injection_drifts(
+    config: ModelConfig,
+    params: dict,
+    hidden: jax.Array,
+    key: jax.Array,
+    *,
+    eps_values: Sequence[float],
+    samples: int,
+    scalings: Sequence[str] = ("aggregate",),
+    sink_positions: tuple[int, ...] = (0,),
+    on_layer: Callable[[int], None] | None = None,
+) -> dict[str, list[DriftTracks]]:
+    """:func:`injection_drift` at every ``eps`` in ``eps_values`` and every scaling in ``scalings`` at once.
+
+    Returns ``{scaling: [DriftTracks per eps, in the order given]}``, equal to calling
+    :func:`injection_drift` for each pair. The S x E x K perturbed copies of layer ``l`` run as one
+    batch through one compiled suffix loop (dynamic start layer), called once per layer; the clean
+    prefix is the cached ``hidden``. ``on_layer(layers_done)`` reports progress.
+    """
+    scalings = tuple(scalings)
+    for scaling in scalings:
+        if scaling not in SCALINGS:
+            raise RhojaxError(f"scaling {scaling!r}: choose one of {', '.join(SCALINGS)}")
+    if not scalings or not len(eps_values):
+        raise RhojaxError("eps_values and scalings: give at least one of each")
+    num = hidden.shape[0] - 1
+    sink = sink_mask(hidden.shape[-2], sink_positions)
+    eps = jnp.asarray(eps_values, jnp.float32)
+    agg, tok = [], []
+    for layer in range(num):
+        a, t = _layer_drifts(config, params["blocks"], hidden, jnp.asarray(layer, jnp.int32), key, eps, sink,
+                             samples=samples, scalings=scalings)
+        agg.append(np.asarray(a, np.float64))
+        tok.append(np.asarray(t, np.float64))
+        if on_layer is not None:
+            on_layer(layer + 1)
+    agg, tok = np.stack(agg, axis=2), np.stack(tok, axis=2)  # (S, E, L, K, L + 1)
+    return {scaling: [DriftTracks(float(e), scaling, agg[i, j], tok[i, j]) for j, e in enumerate(eps_values)]
+            for i, scaling in enumerate(scalings)}
+
+
 def injection_drift(
     config: ModelConfig,
     params: dict,
@@ -121,20 +174,8 @@ def injection_drift(
     """Inject K Gaussian errors of relative size ``eps`` at each layer in turn and track them to ``h_L``.
 
     Sample k at layer l uses the same direction as :func:`rhojax.propagation.rho_profile` with the
-    same key. ``on_layer(layers_done)`` reports progress.
+    same key. ``on_layer(layers_done)`` reports progress. Several eps or scalings at once:
+    :func:`injection_drifts`.
     """
-    if scaling not in SCALINGS:
-        raise RhojaxError(f"scaling {scaling!r}: choose one of {', '.join(SCALINGS)}")
-    num = hidden.shape[0] - 1
-    scale = SCALINGS[scaling]
-    agg, tok = [], []
-    for layer in range(num):
-        g = directions(key, layer, samples, hidden.shape[1:])
-        a, t = drift_tracks(
-            config, params, hidden, layer, scale(g, hidden[layer], eps), sink_positions=sink_positions
-        )
-        agg.append(a)
-        tok.append(t)
-        if on_layer is not None:
-            on_layer(layer + 1)
-    return DriftTracks(float(eps), scaling, np.stack(agg), np.stack(tok))
+    return injection_drifts(config, params, hidden, key, eps_values=(eps,), samples=samples, scalings=(scaling,),
+                            sink_positions=sink_positions, on_layer=on_layer)[scaling][0]

@@ -12,7 +12,9 @@ mean and median over non-sink tokens, with sink positions (default: BOS) reporte
 The linearised limit replaces ``e_{t+1}`` by the Jacobian-vector product ``J_t e_t`` (``jax.jvp``).
 
 All layers are processed in one jitted ``lax.map`` over the stacked block params and the cached
-states (``layer_batch`` layers vmapped at a time); the K samples are batched. With a ``mesh``
+states (``layer_batch`` layers vmapped at a time); the K samples are batched. Both versions share one
+block call of 2K perturbed copies; ``versions=("aggregate",)`` or ``("tokenwise",)`` runs K copies
+and leaves the other version's fields None, so a caller who needs one version pays for one. With a ``mesh``
 (:mod:`rhojax.sharding`) the samples are split over its data axis, K padded to a multiple of it and the
 padded samples dropped: every kept sample sees the same direction as on one device.
 """
@@ -56,6 +58,12 @@ def lyapunov_trajectory(rho: np.ndarray, v0: float) -> np.ndarray:
     return v0 * np.concatenate([[1.0], np.cumprod(rho**2)])
 
 
+#: The two versions of the profile: Frobenius norms over every token, or per-token ratios.
+VERSIONS: tuple[str, ...] = ("aggregate", "tokenwise")
+
+#: The fields of :class:`RhoProfile` that only the token-wise version fills.
+TOKENWISE_FIELDS: tuple[str, ...] = ("token_alpha", "token_rho_mean", "token_rho_median", "sink_rho", "token_rho")
+
 #: The per-sample statistics of a :class:`RhoProfile` that :meth:`RhoProfile.mean` and :meth:`RhoProfile.ci` summarise.
 SAMPLED_STATISTICS: tuple[str, ...] = ("rho", "beta", "token_rho_mean", "token_rho_median", "sink_rho", "rho_linear")
 
@@ -73,6 +81,9 @@ class RhoProfile:
     - ``token_rho_mean``, ``token_rho_median``, ``sink_rho`` (L, K): per-token rho summarised per sample;
     - ``token_rho`` (L, N, T): per-token rho, mean over samples; ``sink`` (T,): bool mask of sink positions.
 
+    A profile computed for one version only has None in the other version's fields (``beta`` and
+    ``rho``, or :data:`TOKENWISE_FIELDS`).
+
     The reported value of a statistic is its mean over samples, :meth:`mean` (L,), with the 95% interval
     :meth:`ci` (L, 2). A profile is a pytree (every field a leaf), so the traceable
     :func:`rho_statistics` can return one from inside ``jax.jit`` or ``jax.vmap``; :func:`rho_profile`
@@ -81,14 +92,14 @@ class RhoProfile:
 
     eps: float
     alpha: np.ndarray
-    beta: np.ndarray
-    rho: np.ndarray
+    beta: np.ndarray | None
+    rho: np.ndarray | None
     beta_linear: np.ndarray | None
-    token_alpha: np.ndarray
-    token_rho_mean: np.ndarray
-    token_rho_median: np.ndarray
-    sink_rho: np.ndarray
-    token_rho: np.ndarray
+    token_alpha: np.ndarray | None
+    token_rho_mean: np.ndarray | None
+    token_rho_median: np.ndarray | None
+    sink_rho: np.ndarray | None
+    token_rho: np.ndarray | None
     sink: np.ndarray
 
     def _samples(self, stat: str) -> np.ndarray:
@@ -96,7 +107,8 @@ class RhoProfile:
             raise RhojaxError(f"statistic {stat!r}: choose one of {', '.join(SAMPLED_STATISTICS)}")
         values = getattr(self, stat)
         if values is None:
-            raise RhojaxError(f"statistic {stat!r} was not computed: pass linearised=True")
+            hint = "linearised=True" if stat == "rho_linear" else "versions that include it"
+            raise RhojaxError(f"statistic {stat!r} was not computed: pass {hint}")
         return np.asarray(values, np.float64)
 
     def mean(self, stat: str = "rho") -> np.ndarray:
@@ -117,22 +129,26 @@ class RhoProfile:
         """``A_t`` from the sample-mean rho of ``version`` (aggregate or token-wise mean)."""
         if version not in ("aggregate", "tokenwise"):
             raise RhojaxError(f"version {version!r}: choose aggregate or tokenwise")
-        rho = self.rho if version == "aggregate" else self.token_rho_mean
-        return downstream_amplification(rho.mean(axis=1))
+        return downstream_amplification(self.mean("rho" if version == "aggregate" else "token_rho_mean"))
 
     def to_dict(self) -> dict:
         """Plain data for JSON: each sampled statistic as ``name`` (L,) mean, ``name_ci`` (L, 2), ``name_samples``."""
-        out = {"eps": self.eps, "alpha": self.alpha, "token_alpha": self.token_alpha}
-        out |= per_sample_summary("beta", self.beta)
-        out |= per_sample_summary("rho", self.rho)
-        out |= per_sample_summary("token_rho_mean", self.token_rho_mean)
-        out |= per_sample_summary("token_rho_median", self.token_rho_median)
-        out |= per_sample_summary("sink_rho", self.sink_rho)
+        out = {"eps": self.eps, "alpha": self.alpha}
+        if self.rho is not None:
+            out |= per_sample_summary("beta", self.beta)
+            out |= per_sample_summary("rho", self.rho)
+        if self.token_rho is not None:
+            out["token_alpha"] = self.token_alpha
+            for stat in ("token_rho_mean", "token_rho_median", "sink_rho"):
+                out |= per_sample_summary(stat, getattr(self, stat))
         if self.beta_linear is not None:
             out |= per_sample_summary("rho_linear", self.rho_linear)
-        out["token_rho_quantiles"] = token_quantiles(self.token_rho, ~self.sink)
-        out["downstream_aggregate"] = self.downstream("aggregate")
-        out["downstream_tokenwise"] = self.downstream("tokenwise")
+        if self.token_rho is not None:
+            out["token_rho_quantiles"] = token_quantiles(self.token_rho, ~self.sink)
+        if self.rho is not None:
+            out["downstream_aggregate"] = self.downstream("aggregate")
+        if self.token_rho is not None:
+            out["downstream_tokenwise"] = self.downstream("tokenwise")
         return out
 
 
@@ -141,30 +157,35 @@ PER_SAMPLE = frozenset({"beta", "token_rho_mean", "token_rho_median", "sink_rho"
 
 
 def layer_statistics(f, h_in: jax.Array, h_out: jax.Array, g: jax.Array, eps, sink: jax.Array, *,
-                     linearised: bool, kept_samples: int | None = None, spread=lambda x: x) -> dict:
+                     linearised: bool, versions: tuple[str, ...] = VERSIONS, kept_samples: int | None = None,
+                     spread=lambda x: x) -> dict:
     """Statistics of one layer ``f`` (clean ``h_out = f(h_in)``) for directions ``g`` (K, N, T, D).
 
-    Returns alpha (scalar), beta (K,), token_alpha (scalar), token_rho_mean/median and sink_rho (K,),
-    token_rho (N, T) (mean over the first ``kept_samples`` samples, default all) and, if ``linearised``,
-    beta_linear (K,). ``spread(x)`` places a stacked batch of perturbed states (leading sample axis) before
-    ``f`` runs on it (:func:`rhojax.sharding.constrain_rows`; default: as it is).
+    Returns alpha (scalar); for the aggregate version beta (K,); for the token-wise version
+    token_alpha (scalar), token_rho_mean/median and sink_rho (K,) and token_rho (N, T) (mean over
+    the first ``kept_samples`` samples, default all); if ``linearised``, beta_linear (K,). One call of ``f``
+    on the K copies of each version. ``spread(x)`` places a stacked batch of perturbed states (leading
+    sample axis) before ``f`` runs on it (:func:`rhojax.sharding.constrain_rows`; default: as it is).
     """
     samples = g.shape[0]
-    e_agg, e_tok = scale_aggregate(g, h_in, eps), scale_tokenwise(g, h_in, eps)
-    d = f(spread(h_in + jnp.concatenate([e_agg, e_tok]))) - h_out
-    d_agg, d_tok = d[:samples], d[samples:]
-    tok_alpha = token_norms(h_out) / token_norms(h_in)  # (N, T)
-    tok_rho = token_norms(d_tok) / token_norms(e_tok) / tok_alpha  # (K, N, T)
-    kept = jnp.where(sink, jnp.nan, tok_rho)
-    out = {
-        "alpha": frobenius(h_out) / frobenius(h_in),
-        "beta": frobenius(d_agg) / frobenius(e_agg),
-        "token_alpha": jnp.nanmean(jnp.where(sink, jnp.nan, tok_alpha)),
-        "token_rho_mean": jnp.nanmean(kept, axis=(1, 2)),
-        "token_rho_median": jnp.nanmedian(kept.reshape(samples, -1), axis=1),
-        "sink_rho": jnp.nanmean(jnp.where(sink, tok_rho, jnp.nan), axis=(1, 2)),
-        "token_rho": tok_rho[:kept_samples].mean(axis=0),
-    }
+    scale = {"aggregate": scale_aggregate, "tokenwise": scale_tokenwise}
+    e = {v: scale[v](g, h_in, eps) for v in versions}
+    d = f(spread(h_in + jnp.concatenate([e[v] for v in versions]))) - h_out
+    d = {v: d[i * samples:(i + 1) * samples] for i, v in enumerate(versions)}
+    out = {"alpha": frobenius(h_out) / frobenius(h_in)}
+    if "aggregate" in versions:
+        out["beta"] = frobenius(d["aggregate"]) / frobenius(e["aggregate"])
+    if "tokenwise" in versions:
+        tok_alpha = token_norms(h_out) / token_norms(h_in)  # (N, T)
+        tok_rho = token_norms(d["tokenwise"]) / token_norms(e["tokenwise"]) / tok_alpha  # (K, N, T)
+        kept = jnp.where(sink, jnp.nan, tok_rho)
+        out |= {
+            "token_alpha": jnp.nanmean(jnp.where(sink, jnp.nan, tok_alpha)),
+            "token_rho_mean": jnp.nanmean(kept, axis=(1, 2)),
+            "token_rho_median": jnp.nanmedian(kept.reshape(samples, -1), axis=1),
+            "sink_rho": jnp.nanmean(jnp.where(sink, tok_rho, jnp.nan), axis=(1, 2)),
+            "token_rho": tok_rho[:kept_samples].mean(axis=0),
+        }
     if linearised:
         unit = spread(scale_aggregate(g, h_in, 1.0))
         jv = jax.vmap(lambda t: jax.jvp(f, (h_in,), (t,))[1])(unit)
@@ -172,8 +193,8 @@ def layer_statistics(f, h_in: jax.Array, h_out: jax.Array, g: jax.Array, eps, si
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("config", "samples", "linearised", "layer_batch", "mesh"))
-def _profile_arrays(config, blocks, hidden, key, eps, sink, *, samples, linearised, layer_batch, mesh):
+@functools.partial(jax.jit, static_argnames=("config", "samples", "linearised", "layer_batch", "versions", "mesh"))
+def _profile_arrays(config, blocks, hidden, key, eps, sink, *, samples, linearised, layer_batch, versions, mesh):
     positions = jnp.arange(hidden.shape[-2], dtype=jnp.int32)
     padded = padded_size(samples, mesh)
 
@@ -181,7 +202,7 @@ def _profile_arrays(config, blocks, hidden, key, eps, sink, *, samples, linearis
         p, h_in, h_out, layer = xs
         g = directions(key, layer, padded, h_in.shape)
         return layer_statistics(lambda x: block(config, p, x, positions), h_in, h_out, g, eps, sink,
-                                linearised=linearised, kept_samples=samples,
+                                linearised=linearised, versions=versions, kept_samples=samples,
                                 spread=lambda x: constrain_rows(x, mesh))
 
     num = hidden.shape[0] - 1
@@ -202,29 +223,29 @@ def rho_statistics(
     linearised: bool = True,
     sink_positions: tuple[int, ...] = (0,),
     layer_batch: int = 1,
+    versions: tuple[str, ...] = VERSIONS,
     mesh: Mesh | None = None,
 ) -> RhoProfile:
     """The traceable core of :func:`rho_profile`: the same :class:`RhoProfile` with ``jax.Array`` fields.
 
     Works under ``jax.jit`` and ``jax.vmap`` (over params trees, states, keys or ``eps``); ``hidden`` is the
-    clean ``(L + 1, N, T, D)`` from ``forward(..., return_hidden=True)``.
+    clean ``(L + 1, N, T, D)`` from ``forward(..., return_hidden=True)``. ``versions``: see the module docstring.
     """
+    if set(versions) - set(VERSIONS) or not versions:
+        raise RhojaxError(f"versions {tuple(versions)!r}: choose one or both of {', '.join(VERSIONS)}")
+    versions = tuple(v for v in VERSIONS if v in versions)
     sink = sink_mask(hidden.shape[-2], sink_positions)
     a = _profile_arrays(
         config, params["blocks"], hidden, key, eps, sink,
-        samples=samples, linearised=linearised, layer_batch=layer_batch, mesh=mesh,
+        samples=samples, linearised=linearised, layer_batch=layer_batch, versions=versions, mesh=mesh,
     )
     return RhoProfile(
         eps=eps,
         alpha=a["alpha"],
-        beta=a["beta"],
-        rho=a["beta"] / a["alpha"][..., None],
+        beta=a.get("beta"),
+        rho=a["beta"] / a["alpha"][..., None] if "beta" in a else None,
         beta_linear=a.get("beta_linear"),
-        token_alpha=a["token_alpha"],
-        token_rho_mean=a["token_rho_mean"],
-        token_rho_median=a["token_rho_median"],
-        sink_rho=a["sink_rho"],
-        token_rho=a["token_rho"],
+        **{name: a.get(name) for name in TOKENWISE_FIELDS},
         sink=sink,
     )
 
@@ -240,25 +261,28 @@ def rho_profile(
     linearised: bool = True,
     sink_positions: tuple[int, ...] = (0,),
     layer_batch: int = 1,
+    versions: tuple[str, ...] = VERSIONS,
     mesh: Mesh | None = None,
 ) -> RhoProfile:
     """alpha_t, beta_t and rho_t of every layer for K Gaussian perturbations of relative size ``eps``.
 
     ``hidden`` is the cached clean ``(L + 1, N, T, D)`` from ``forward(..., return_hidden=True)``;
     sample ``k`` at layer ``t`` uses the direction of :func:`~rhojax.propagation.perturbations.directions`.
-    ``layer_batch`` layers are vmapped per step of the ``lax.map`` over layers (1: a scan). Fields are
-    float64 NumPy arrays (``eps`` a float); :func:`rho_statistics` is the traceable version. With a
+    ``layer_batch`` layers are vmapped per step of the ``lax.map`` over layers (1: a scan). ``versions``
+    (aggregate, tokenwise or both) says which statistics to compute; the other version's fields are None.
+    Fields are float64 NumPy arrays (``eps`` a float); :func:`rho_statistics` is the traceable version. With a
     ``mesh`` (:func:`rhojax.sharding.make_mesh`) the samples are split over its data axis.
     """
     chex.assert_rank(hidden, 4)
     chex.assert_axis_dimension(hidden, -1, config.hidden_size)
     chex.assert_axis_dimension(hidden, 0, params["blocks"]["attn_norm"]["scale"].shape[0] + 1)
     profile = rho_statistics(config, params, hidden, key, eps=eps, samples=samples, linearised=linearised,
-                             sink_positions=sink_positions, layer_batch=layer_batch, mesh=mesh)
+                             sink_positions=sink_positions, layer_batch=layer_batch, versions=versions, mesh=mesh)
     arrays = {f.name: getattr(profile, f.name) for f in dataclasses.fields(profile)}
     arrays = {k: None if v is None else np.asarray(v, np.float64) for k, v in arrays.items()}
-    chex.assert_shape(arrays["beta"], (hidden.shape[0] - 1, samples))
-    assert_finite({"alpha": arrays["alpha"], "beta": arrays["beta"]})
+    main = "beta" if arrays["beta"] is not None else "token_rho_mean"
+    chex.assert_shape(arrays[main], (hidden.shape[0] - 1, samples))
+    assert_finite({"alpha": arrays["alpha"], main: arrays[main]})
     return RhoProfile(**{**arrays, "eps": float(eps), "sink": np.asarray(profile.sink)})
 
 

@@ -24,7 +24,7 @@ from rhojax.progress import SILENT, Progress
 from rhojax.propagation.absorption import absorption_from_drift
 from rhojax.propagation.compression import compression_drift, compression_profile
 from rhojax.propagation.correlation import correlation
-from rhojax.propagation.drift import DriftTracks, injection_drift
+from rhojax.propagation.drift import DriftTracks, injection_drift, injection_drifts
 from rhojax.propagation.jacobian import jacobian_gain
 from rhojax.propagation.profile import lyapunov_trajectory, rho_profile
 from rhojax.runs import RunFolder
@@ -111,13 +111,14 @@ def run_profile_study(model, run: RunFolder, settings: ProfileSettings = Profile
         gain = run.part("jacobian", lambda: jacobian_gain(config, params, hidden[:, :n_jac], keys["jacobian"],
                                                           iterations=s.jacobian_iterations).to_dict())
         step()
-        runs: dict[str, list[DriftTracks]] = {"aggregate": [], "tokenwise": []}
-        for scaling, prefix in (("aggregate", "drift"), ("tokenwise", "drift_tokenwise")):
-            for e in absorption_eps:
-                runs[scaling].append(_drift_from(run.part(f"{prefix}_{e:g}", lambda e=e, b=done, sc=scaling:
-                    _drift_dict(injection_drift(config, params, hidden[:, :n_drift], keys["profile"], eps=e,
-                                                samples=s.drift_samples, scaling=sc, on_layer=at(b))))))
-                step()
+        scalings = ("aggregate", "tokenwise")
+        n_runs = len(scalings) * len(absorption_eps)
+        batched = run.part("drift", lambda b=done: {sc: [_drift_dict(d) for d in tracks] for sc, tracks in
+            injection_drifts(config, params, hidden[:, :n_drift], keys["profile"], eps_values=absorption_eps,
+                             samples=s.drift_samples, scalings=scalings,
+                             on_layer=lambda n: update(b + n * n_runs)).items()})
+        runs = {sc: [_drift_from(d) for d in batched[sc]] for sc in scalings}
+        step(n_runs * L)
         comp = run.part("compression_profile", lambda: compression_profile(
             config, params, compressed, hidden).to_dict())
         step()

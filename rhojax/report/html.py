@@ -65,6 +65,11 @@ def figure(root: Path, relative: str, caption: str) -> str:
             f"<figcaption class=note>{html.escape(caption)}</figcaption></figure>")
 
 
+def only(layers: list[int], excluded: list[int]) -> list[int]:
+    """``layers`` without those in ``excluded``."""
+    return [t for t in layers if t not in excluded]
+
+
 def _answer(report: dict) -> str:
     a = report["answer"]
     items = []
@@ -86,8 +91,9 @@ def _answer(report: dict) -> str:
         amp = a["amplifying_layers"]
         items.append(f"<li><b>Layers that amplify errors</b> (<a href='#profile'>evidence</a>): rho above 1 with "
                      f"95% confidence in both readings at layers {amp['both'] or 'none'}; aggregate reading only: "
-                     f"{amp['aggregate'] or 'none'}; token-wise only: {amp['tokenwise'] or 'none'}.</li>")
-    for key in ("removal", "allocation"):
+                     f"{only(amp['aggregate'], amp['both']) or 'none'}; token-wise only: "
+                     f"{only(amp['tokenwise'], amp['both']) or 'none'}.</li>")
+    for key in ("removal", "allocation", "bounds"):
         if key in a:
             items.append(f"<li>{a[key]['statement_html']}</li>")
     return "<ul>" + "".join(items) + "</ul>"
