@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import time
 import tomllib
 import typing
 from collections.abc import Callable
@@ -286,9 +287,11 @@ def run_batch(config: BatchConfig, *, progress: Progress = SILENT,
         if on_model is not None:
             on_model(i, len(config.models), entry)
         try:
+            started = time.perf_counter()
             model = shard_model(load_model(entry.spec, dtype=entry.dtype), mesh)
             report = run_analysis(model, config.out / entry.name, entry.settings, budget=entry.budget,
-                                  progress=progress, on_step=on_step, studies=config.studies, mesh=mesh)
+                                  progress=progress, on_step=on_step, studies=config.studies, mesh=mesh,
+                                  load_seconds=time.perf_counter() - started)
         except RhojaxError as e:
             failed[entry.name] = str(e)
             continue

@@ -89,9 +89,10 @@ def test_sweep_spreads_sites_over_8_devices_and_equals_one_device(tmp_path):
     params = _params(LLAMA)
     grid = sweep_grid(LLAMA, {"magnitude": (0.5,)}, layers=[1])  # 7 sites: padded to 8
     want, _ = run_sweep(LLAMA, params, WINDOWS, grid, tmp_path / "one.jsonl", window_batch=4)
-    mesh = sharding.make_mesh()
-    got, _ = run_sweep(LLAMA, sharding.shard_params(LLAMA, params, mesh), WINDOWS, grid, tmp_path / "eight.jsonl",
-                       window_batch=4, mesh=mesh)
+    # params left where they are (uncommitted): the compressed blocks are built on one device, as eager ops on
+    # params replicated over 8 CPU threads are slow when the machine is busy; each batch of sites is then split
+    got, _ = run_sweep(LLAMA, params, WINDOWS, grid, tmp_path / "eight.jsonl", window_batch=4,
+                       mesh=sharding.make_mesh())
     assert [(r["layer"], r["kind"]) for r in got] == [(r["layer"], r["kind"]) for r in want]
     for a, b in zip(got, want, strict=True):
         for key in ("ppl", "ppl_ratio", "drift", "drift_token_mean", "drift_bos", "weight_error"):
