@@ -66,7 +66,7 @@ def test_overrides_studies_and_per_model_entries(tmp_path):
     ({"models": [{"spec": "a", "dtype": "float16"}]}, "cfg: models[0].dtype: 'float16' is not one of float32"),
     ({"models": MODELS, "settings": {"profil": {}}}, "cfg: settings.profil: unknown study (choose from"),
     ({"models": MODELS, "settings": {"profile": {"sampels": 2}}},
-     "cfg: settings.profile.sampels: unknown setting of profile (choose from text, tokens,"),
+     "cfg: settings.profile.sampels: unknown setting of profile (choose from stream, memory_budget, text,"),
     ({"models": MODELS, "settings": {"profile": {"samples": 2.5}}},
      "cfg: settings.profile.samples: expected an integer, got 2.5"),
     ({"models": MODELS, "settings": {"profile": {"sweep_eps": 0.1}}},
