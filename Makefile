@@ -7,17 +7,17 @@ setup:
 analyze: setup
 	.venv/bin/rhojax analyze smollm2-135m --budget quick --out results/smollm2-135m-quick
 
-# `make test` is the suite a developer runs (about 10 minutes on two cores): every test on tiny
-# random models, closed forms and plain NumPy twins, and the property tests twice (the derandomized
-# ci profile inside the suite, then the dev profile: 1,000 fresh examples per theorem).
-# `make test-slow` runs the tests on the real packaged models (parity with transformers, the main job
-# end to end in a subprocess and in Chromium, the tutorial); CI (.ci/run) runs both.
+# `make test` is the suite a developer runs (under 10 minutes on two cores): every test on tiny random
+# models, closed forms and plain NumPy twins, the property tests under the derandomized ci profile.
+# `make test-slow` runs the long checks: the tests on the real packaged models (parity with transformers,
+# the main job end to end in a subprocess and in Chromium, the tutorial) and the property tests again
+# under the dev profile (1,000 fresh examples per theorem). CI (.ci/run) runs both.
 test: setup
 	.venv/bin/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
-	HYPOTHESIS_PROFILE=dev .venv/bin/python -m pytest -q -n 2 -p no:cacheprovider property_tests
 
 test-slow: setup
 	.venv/bin/python -m pytest -q -n 2 --dist loadgroup -m slow
+	HYPOTHESIS_PROFILE=dev .venv/bin/python -m pytest -q -n 2 -p no:cacheprovider property_tests
 
 lint: setup
 	.venv/bin/ruff check rhojax tests property_tests benchmarks scripts
