@@ -616,6 +616,7 @@ def budgets(data: dict[str, dict]) -> str:
                if name != "quick" and row[2].startswith("not measured")]
     if untimed:
         note += f" Not timed on this machine: {', '.join(untimed)}."
+    note += " A budget is timed by `.venv/bin/python benchmarks/bench_analyze.py --budget NAME` on an idle machine."
     return md_table(["budget", "what it runs", "time (compile and load included)"], rows) + "\n\n" + note
 
 
