@@ -95,21 +95,10 @@ def test_report_html_renders_every_figure_in_chromium(clean_run, tmp_path):
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory) -> str:
     """A 4-layer random llama with SmolLM2's tokenizer, saved as a Hugging Face folder."""
-    import jax
+    from tests.tiny_models import save_tiny_llama, tiny_llama_config
 
-    from rhojax.io.resolve import resolve_path
-    from rhojax.io.save_hf import save_hf
-    from rhojax.io.tokenizer import load_tokenizer
-    from rhojax.models import ModelConfig, init_params
-
-    path, gguf_file = resolve_path("smollm2-135m")
-    tokenizer = load_tokenizer(path.parent, gguf_file)
-    config = ModelConfig(family="llama", vocab_size=len(tokenizer.backend), hidden_size=32, num_layers=4,
-                         num_heads=4, num_kv_heads=2, head_dim=8, intermediate_size=64, norm_eps=1e-5,
-                         rope_theta=1e4, tie_embeddings=True)
-    folder = tmp_path_factory.mktemp("small") / "model"
-    save_hf(config, init_params(config, jax.random.PRNGKey(0), scale=0.3), folder, tokenizer=tokenizer)
-    return str(folder)
+    config = tiny_llama_config(num_layers=4, hidden_size=32, num_heads=4, num_kv_heads=2, intermediate_size=64)
+    return str(save_tiny_llama(tmp_path_factory.mktemp("small") / "model", config))
 
 
 def test_killed_run_resumes_without_recomputing_and_equals_a_clean_run(small_model, tmp_path):

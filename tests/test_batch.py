@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-import jax
 import pytest
 
 from rhojax.analysis.budgets import BUDGETS
@@ -140,20 +139,12 @@ def tiny_batch(tmp_path_factory) -> Path:
     """Two 2-layer random llamas (SmolLM2's tokenizer) as Hugging Face folders next to a batch config.
 
     Both folders are named ``model``: the folder name is the config's name, so the two share compiled code."""
-    from rhojax.io.resolve import resolve_path
-    from rhojax.io.save_hf import save_hf
-    from rhojax.io.tokenizer import load_tokenizer
-    from rhojax.models import ModelConfig, init_params
+    from tests.tiny_models import save_tiny_llama, tiny_llama_config
 
-    path, gguf_file = resolve_path("smollm2-135m")
-    tokenizer = load_tokenizer(path.parent, gguf_file)
-    config = ModelConfig(family="llama", vocab_size=len(tokenizer.backend), hidden_size=16, num_layers=2,
-                         num_heads=2, num_kv_heads=1, head_dim=8, intermediate_size=32, norm_eps=1e-5,
-                         rope_theta=1e4, tie_embeddings=True)
+    config = tiny_llama_config(num_layers=2)
     root = tmp_path_factory.mktemp("batch")
     for seed, name in enumerate(("a", "b")):
-        save_hf(config, init_params(config, jax.random.PRNGKey(seed), scale=0.3), root / name / "model",
-                tokenizer=tokenizer)
+        save_tiny_llama(root / name / "model", config, seed=seed)
     (root / "batch.toml").write_text(TINY_CONFIG)
     return root
 

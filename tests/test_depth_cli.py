@@ -19,13 +19,11 @@ from rhojax.depth import remove_layers
 from rhojax.depth.study import DepthSettings, run_depth_study
 from rhojax.eval.perplexity import perplexity
 from rhojax.io.checkpoint import load_checkpoint
-from rhojax.io.resolve import load_model, resolve_path
-from rhojax.io.save_hf import save_hf
-from rhojax.io.tokenizer import load_tokenizer
-from rhojax.models import ModelConfig, init_params
+from rhojax.io.resolve import load_model
 from rhojax.report.depth_figures import draw_depth_figures
 from rhojax.runs import RunFolder, RunFolderError
 from rhojax.settings import run_identity
+from tests.tiny_models import save_tiny_llama, tiny_llama_config
 
 BUDGET = ["--calib-tokens", "128", "--tokens", "128", "--seq-len", "64", "--samples", "2", "--tasks", ""]
 SMALL = dict(calib_tokens=128, tokens=128, seq_len=64, samples=2, boots=200)
@@ -33,15 +31,7 @@ SMALL = dict(calib_tokens=128, tokens=128, seq_len=64, samples=2, boots=200)
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
-    path, gguf_file = resolve_path("smollm2-135m")
-    tokenizer = load_tokenizer(path.parent, gguf_file)  # the tokenizer only: no need to dequantise the model
-    config = ModelConfig(
-        family="llama", vocab_size=len(tokenizer.backend), hidden_size=16, num_layers=4, num_heads=2,
-        num_kv_heads=1, head_dim=8, intermediate_size=32, norm_eps=1e-5, rope_theta=1e4, tie_embeddings=True,
-    )
-    folder = tmp_path_factory.mktemp("tiny")
-    save_hf(config, init_params(config, jax.random.PRNGKey(0), scale=0.3), folder, tokenizer=tokenizer)
-    return folder
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny"), tiny_llama_config(num_layers=4))
 
 
 def torch_perplexity(folder, windows: np.ndarray) -> float:

@@ -118,18 +118,15 @@ def test_bad_input_gets_one_line_errors():
 @pytest.fixture(scope="module")
 def tiny_folders(tmp_path_factory):
     """A tiny random llama with SmolLM2's tokenizer, dense and 50% magnitude-pruned, as HF folders."""
-    from rhojax.io.resolve import resolve_path
-    from rhojax.io.save_hf import save_hf
-    from rhojax.io.tokenizer import load_tokenizer
+    from tests.tiny_models import save_tiny_llama, smollm2_tokenizer
 
-    path, gguf_file = resolve_path("smollm2-135m")
-    tokenizer = load_tokenizer(path.parent, gguf_file)
-    config = dataclasses.replace(CONFIG, vocab_size=len(tokenizer.backend), qkv_bias=False, tie_embeddings=True)
+    config = dataclasses.replace(CONFIG, vocab_size=len(smollm2_tokenizer().backend), qkv_bias=False,
+                                 tie_embeddings=True)
     dense = init_params(config, jax.random.PRNGKey(5), scale=0.3)
     pruned = compress_sites(dense, lambda w, t, k: magnitude_prune(w, 0.5), config.site_kinds)
     root = tmp_path_factory.mktemp("heal")
-    save_hf(config, dense, root / "dense", tokenizer=tokenizer)
-    save_hf(config, pruned, root / "pruned", tokenizer=tokenizer)
+    save_tiny_llama(root / "dense", config, params=dense)
+    save_tiny_llama(root / "pruned", config, params=pruned)
     return root
 
 

@@ -198,17 +198,10 @@ def test_streaming_refuses_a_rhojax_checkpoint(tmp_path):
 @pytest.fixture(scope="module")
 def small_folder(tmp_path_factory) -> str:
     """A 3-layer random llama with SmolLM2's tokenizer, saved as a Hugging Face folder."""
-    from rhojax.io.resolve import resolve_path
-    from rhojax.io.tokenizer import load_tokenizer
+    from tests.tiny_models import save_tiny_llama, tiny_llama_config
 
-    path, gguf_file = resolve_path("smollm2-135m")
-    tokenizer = load_tokenizer(path.parent, gguf_file)
-    config = ModelConfig(family="llama", vocab_size=len(tokenizer.backend), hidden_size=32, num_layers=3,
-                         num_heads=4, num_kv_heads=2, head_dim=8, intermediate_size=48, norm_eps=1e-5,
-                         rope_theta=1e4, tie_embeddings=True)
-    folder = tmp_path_factory.mktemp("small") / "model"
-    save_hf(config, init_params(config, jax.random.PRNGKey(0), scale=0.3), folder, tokenizer=tokenizer)
-    return str(folder)
+    config = tiny_llama_config(num_layers=3, hidden_size=32, num_heads=4, num_kv_heads=2, intermediate_size=48)
+    return str(save_tiny_llama(tmp_path_factory.mktemp("small") / "model", config))
 
 
 def test_cli_stream_flags_give_the_whole_model_results(small_folder, tmp_path):
