@@ -272,13 +272,14 @@ def goals(data: dict) -> list[dict]:
 
     peak = data.get("peak", {}).get("gflops")
     for row in data.get("forward", []):
+        shape = f"forward {row['windows']} x {row['seq_len']:,} tokens"
         if peak:
             row["fraction_of_peak"] = row["rhojax_gflops"] / peak
-            add(f"forward {row['tokens']:,} tokens: fraction of matmul peak", row["fraction_of_peak"],
+            add(f"{shape}: fraction of matmul peak", row["fraction_of_peak"],
                 "time spent outside large GEMMs (softmax, norms, RoPE, small per-head attention products; "
                 "not broken down by this run)")
         if "speedup_vs_torch" in row:
-            add(f"forward {row['tokens']:,} tokens: vs PyTorch batched", row["speedup_vs_torch"])
+            add(f"{shape}: vs PyTorch batched", row["speedup_vs_torch"])
     prof = data.get("profile")
     if prof:
         for row in prof["rows"]:
