@@ -59,10 +59,11 @@ class TextSettings:
     tokens: int = setting(4096, "Evaluation token budget: windows = tokens // seq-len.")
     seq_len: int = setting(DEFAULT_SEQ_LEN, "Window length in tokens, BOS included.")
 
-    def calibration_windows(self, tokenizer) -> np.ndarray:
-        """``(calib_tokens // seq_len, seq_len)`` windows of ``calib_text`` for statistics."""
+    def calibration_windows(self, tokenizer, seed: int = 0) -> np.ndarray:
+        """``(calib_tokens // seq_len, seq_len)`` windows of ``calib_text`` for statistics: its first windows,
+        or for ``seed`` > 0 windows drawn from its first ones (:func:`~rhojax.data.windows.drawn_windows`)."""
         return corpus_windows(tokenizer, self.calib_text, statistics_split(self.calib_text), self.calib_tokens,
-                              self.seq_len)
+                              self.seq_len, seed)
 
     def evaluation_windows(self, tokenizer) -> np.ndarray:
         """``(tokens // seq_len, seq_len)`` windows of the evaluation split of ``text`` for metrics."""

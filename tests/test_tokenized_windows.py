@@ -51,3 +51,22 @@ def test_file_perplexity_matches_transformers_on_its_own_tokenization(smollm2, t
     nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
     assert ours.scored_tokens == 4 * 511
     assert ours.perplexity == pytest.approx(float(torch.exp(nll)), rel=5e-3)
+
+
+def test_drawn_windows_are_distinct_windows_of_the_text_and_depend_on_the_seed():
+    from rhojax.data.windows import DRAW_POOL, drawn_windows
+    from tests.tiny_models import smollm2_tokenizer
+
+    tokenizer = smollm2_tokenizer()
+    text = "\n\n".join(wiki_documents("calibration")[:400])
+    seq_len, num = 32, 5
+    ids = tokenizer.backend(text[:200_000], add_special_tokens=False)["input_ids"]
+    chunk = seq_len - 1
+    pool = [[tokenizer.bos_id] + ids[i * chunk : (i + 1) * chunk] for i in range(DRAW_POOL * num)]
+    draws = {seed: drawn_windows(tokenizer, text, seq_len, num, seed).tolist() for seed in (1, 2)}
+    for rows in draws.values():
+        where = [pool.index(row) for row in rows]  # each one of the first DRAW_POOL * num windows
+        assert where == sorted(set(where)) and len(where) == num
+    assert draws[1] != draws[2]
+    assert corpus_windows(tokenizer, "wiki", "calibration", 5 * seq_len, seq_len, seed=1).tolist() != \
+        corpus_windows(tokenizer, "wiki", "calibration", 5 * seq_len, seq_len).tolist()

@@ -104,13 +104,32 @@ def text_windows(tokenizer: Tokenizer, text: str, seq_len: int, num_windows: int
     return np.concatenate([np.full((num_windows, 1), start, np.int32), body], axis=1)
 
 
+#: A seeded draw picks its windows among the first ``DRAW_POOL`` times as many consecutive ones.
+DRAW_POOL = 8
+
+
+def drawn_windows(tokenizer: Tokenizer, text: str, seq_len: int, num_windows: int, seed: int) -> np.ndarray:
+    """``num_windows`` windows drawn without replacement (in text order) from the first
+    ``DRAW_POOL * num_windows`` windows of ``text`` (fewer when the text is shorter, at least
+    ``num_windows``), by a NumPy generator seeded with ``seed``: another calibration sample of the same text."""
+    chunk = seq_len - 1
+    available = len(encode_prefix(tokenizer, text, DRAW_POOL * num_windows * chunk)) // chunk
+    pool = text_windows(tokenizer, text, seq_len, max(num_windows, available))
+    pick = np.sort(np.random.default_rng(seed).choice(len(pool), size=num_windows, replace=False))
+    return pool[pick]
+
+
 def corpus_windows(
     tokenizer: Tokenizer,
     source: str,
     split: Split | None = None,
     tokens: int = 4 * DEFAULT_SEQ_LEN,
     seq_len: int = DEFAULT_SEQ_LEN,
+    seed: int = 0,
 ) -> np.ndarray:
     """Windows from a named corpus (``split`` required) or a user's text file (``split`` ignored),
-    ``tokens // seq_len`` of them (at least one)."""
-    return text_windows(tokenizer, source_text(source, split), seq_len, windows_for_budget(tokens, seq_len))
+    ``tokens // seq_len`` of them (at least one): the first ones for ``seed`` 0, else :func:`drawn_windows`."""
+    text, count = source_text(source, split), windows_for_budget(tokens, seq_len)
+    if seed == 0:
+        return text_windows(tokenizer, text, seq_len, count)
+    return drawn_windows(tokenizer, text, seq_len, count, seed)
