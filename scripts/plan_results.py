@@ -1,12 +1,16 @@
 """The plan result: ``rhojax plan --apply`` on one model at several targets, plan vs baselines, into one data file.
 
-The target-independent measurements (dense signals, single-site measurements) are computed once in
-``WORK/measure`` and shared by every target; each target is its own resumable run folder ``WORK/TARGET``.
+Each calibration seed (``--seeds``; it sets both ``seed`` and ``calib_seed``: another calibration sample,
+other perturbations and another fit-site sample) has its own folder ``WORK/seedN``. In it the
+target-independent measurements (dense signals, single-site measurements) are computed once in
+``measure`` and shared by every target; each target is its own resumable run folder. ``--plan-only``
+targets are planned and verified without baselines (more budgets for the predicted-vs-measured check).
 The data file is rewritten after every finished target (with provenance, settings and wall time), so a
 run stopped early still leaves the targets it finished. Render the page with scripts/render_results.py.
 
     .venv/bin/python scripts/plan_results.py --model smollm2-135m --data docs/results/data/plan_smollm2.json \\
-        --work results/plan_smollm2 --targets params=0.5,flops=0.6,bytes=0.15
+        --work results/plan_smollm2 --targets params=0.5,flops=0.6,bytes=0.15 --seeds 0,1,2 \\
+        --plan-only params=0.4,params=0.6,params=0.7,flops=0.5,flops=0.7,bytes=0.2,bytes=0.25
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ def main() -> int:
     parser.add_argument("--fit-sites", type=int, default=48)
     parser.add_argument("--calib-tokens", type=int, default=2048)
     parser.add_argument("--tokens", type=int, default=16384)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="Calibration seeds, comma-separated (seed and calib_seed).")
+    parser.add_argument("--plan-only", default="", help="More targets, planned and verified without baselines "
+                        "(first seed only).")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="Any other PlanSettings field, e.g. --set methods=wanda --set nm=false (tuples: a,b).")
     args = parser.parse_args()
@@ -53,23 +59,28 @@ def main() -> int:
         else:
             values[name] = type(default)(text)
     base = PlanSettings(delta_source=args.delta_source, fit_sites=args.fit_sites, calib_tokens=args.calib_tokens,
-                        tokens=args.tokens, seed=args.seed, apply=True, **values)
+                        tokens=args.tokens, apply=True, **values)
     model = load_model(args.model)
-    measurements = RunFolder.open(args.work / "measure", {"model": model.spec, **measurement_settings(base)})
+    seeds = [int(v) for v in args.seeds.split(",") if v]
+    jobs = [(seed, target, base.baselines) for seed in seeds for target in args.targets.split(",") if target]
+    jobs += [(seeds[0], target, ()) for target in args.plan_only.split(",") if target]
     started = time.perf_counter()
     results = []
-    for target in args.targets.split(","):
-        settings = dataclasses.replace(base, target=target)
-        run = open_run(args.work / target, model, settings)
+    for seed, target, baselines in jobs:
+        settings = dataclasses.replace(base, target=target, seed=seed, calib_seed=seed, baselines=baselines)
+        work = args.work / f"seed{seed}"
+        measurements = RunFolder.open(work / "measure", {"model": model.spec, **measurement_settings(settings)})
+        run = open_run(work / (target if baselines else f"{target}_plan_only"), model, settings)
         t0 = time.perf_counter()
         summary = run_plan_study(model, run, settings, progress=progress(), measurements=measurements)
-        results.append({"target": target, "wall_seconds": time.perf_counter() - t0, **summary})
+        results.append({"target": target, "calib_seed": seed, "plan_only": not baselines,
+                        "wall_seconds": time.perf_counter() - t0, **summary})
         write_json(args.data, {
-            "model": model.spec, "provenance": provenance(), "settings": dataclasses.asdict(base),
-            "note": "CPU run at nice 19 on a shared 2-core machine while other jobs ran; one calibration seed",
+            "model": model.spec, "provenance": provenance(), "settings": dataclasses.asdict(base), "seeds": seeds,
+            "note": "CPU run at nice 19 on a shared 2-core machine while other jobs ran",
             "load_average": os.getloadavg(), "wall_seconds": time.perf_counter() - started, "targets": results,
         })
-        print(f"finished {target}: wrote {args.data}", flush=True)
+        print(f"finished {target} (seed {seed}): wrote {args.data}", flush=True)
     return 0
 
 

@@ -14,6 +14,8 @@ from rhojax.plan.study import choose_plan, drift_table, lightest_fraction
 
 CONFIG = ModelConfig("llama", vocab_size=61, hidden_size=16, num_layers=3, num_heads=2, num_kv_heads=1,
                      head_dim=8, intermediate_size=32, norm_eps=1e-5)
+#: Predicted loss = drift^2: the plan then minimises sum delta^2.
+SQUARE = LossCurve(1.0, 2.0)
 GRID = ActionGrid(methods=("wanda",), sparsities=(0.3, 0.5, 0.7), nm_patterns=(), rank_fractions=(), bits=(4,),
                   group_size=16, removal=True)
 
@@ -31,8 +33,8 @@ def table(seed, removal_drift):
 
 
 def test_one_block_always_stays_even_when_removal_looks_free():
-    plan = choose_plan(CONFIG, GRID, table(0, removal_drift=0.0), "params", 0.12 * dense_model_cost(CONFIG).params,
-                       bins=500)
+    plan = choose_plan(CONFIG, GRID, table(0, removal_drift=0.0), SQUARE, "params",
+                       0.12 * dense_model_cost(CONFIG).params, bins=500)
     assert len(plan.removed) == CONFIG.num_layers - 1
     assert plan.cost(CONFIG).params <= 0.12 * dense_model_cost(CONFIG).params  # the kept block at 70%
 
@@ -46,7 +48,7 @@ def test_plan_is_the_brute_force_optimum_on_one_layer():
     drifts = {(0, k, a.name): float(rng.random()) for k in config.site_kinds
               for a in grid.site_actions(config.site_shape(k)) if a.op != "dense"}
     budget = 0.55 * dense_model_cost(config).params
-    plan = choose_plan(config, grid, drifts, "params", budget, bins=20000)
+    plan = choose_plan(config, grid, drifts, SQUARE, "params", budget, bins=20000)
     options = [grid.site_actions(config.site_shape(k)) for k in config.site_kinds]
     best = np.inf
     for combo in itertools.product(*options):

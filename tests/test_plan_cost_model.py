@@ -40,16 +40,14 @@ def test_fit_recovers_a_planted_power_law_and_clips_the_exponent():
     np.testing.assert_allclose(curve.drift(curve.loss(d)), d)
 
 
-def test_combination_rule_is_additive_at_p2_and_compounds_above():
+def test_combination_rule_adds_the_single_site_increases():
     deltas = np.array([0.01, 0.02, 0.04])
-    for p in (2.0, 3.0):
+    for p in (1.2, 2.0, 3.0):
         curve = LossCurve(0.5, p)
         drifts = curve.drift(deltas)
         assert predict(curve, drifts[:1]) == pytest.approx(deltas[0])  # one site: its own measurement
-        total = predict(curve, drifts)
-        assert (total == pytest.approx(deltas.sum())) if p == 2 else total > deltas.sum()
-        # the closed form kappa * (sum d^2)^(p/2)
-        assert total == pytest.approx(0.5 * np.sum(drifts**2) ** (p / 2))
+        assert predict(curve, drifts) == pytest.approx(deltas.sum())  # many: the sum, whatever the exponent
+        assert predict(curve, drifts) == pytest.approx(float(np.sum(0.5 * drifts**p)))  # closed form
 
 
 def test_planted_amplified_and_absorbed_sites_are_ranked_by_the_profile():
@@ -129,3 +127,23 @@ def test_additivity_in_the_small_error_limit_against_a_direct_measurement(tiny):
     combined = direct_delta({**params, "blocks": blocks}, windows) - base
     assert all(abs(s) > 1e-6 for s in singles)
     assert combined == pytest.approx(sum(singles), rel=0.05)  # what the rule predicts at p = 2
+
+
+def test_layer_marginals_are_each_layers_predicted_share():
+    from rhojax.plan.cost_model import LossCurve, layer_marginals
+
+    curve = LossCurve(kappa=2.0, p=2.0)  # additive: a layer adds 2 * (sum of its squared drifts)
+    got = layer_marginals(curve, {0: [0.1, 0.2], 3: [0.3]})
+    assert got == pytest.approx({0: 2.0 * (0.01 + 0.04), 3: 2.0 * 0.09})
+    steep = layer_marginals(LossCurve(kappa=1.0, p=4.0), {0: [0.5], 1: [1.0, 1.0]})  # sites add: kappa * d^p
+    assert steep == pytest.approx({0: 0.5**4, 1: 2.0})
+
+
+def test_correction_factors_pick_the_layers_where_prediction_erred_most():
+    from rhojax.plan.cost_model import correction_factors
+
+    predicted = {0: 1.0, 1: 1.0, 2: 1.0, 3: 1.0}
+    measured = {0: 1.1, 1: 4.0, 2: 0.5, 3: -0.2}
+    assert correction_factors(predicted, measured, 2) == pytest.approx({3: 0.1, 1: 4.0})  # |log 0.1| > |log 4|
+    assert correction_factors(predicted, measured, 4)[2] == pytest.approx(0.5)
+    assert correction_factors({0: 0.0}, {0: 0.0}, 3) == {}

@@ -13,19 +13,21 @@ from rhojax.cli import app
 from rhojax.errors import RhojaxError
 from rhojax.eval.perplexity import perplexity
 from rhojax.io.resolve import load_model
+from rhojax.models.sites import get_site, set_site
 from rhojax.plan.actions import Plan, dense_model_cost
 from rhojax.plan.cost_model import LossCurve, predict
 from rhojax.plan.study import PlanSettings, check_feasible, drift_table, parse_target, plan_drifts
 from tests.test_depth_cli import tiny_folder  # noqa: F401 - the tiny random llama saved as an HF folder
 
-BUDGET = ["--calib-tokens", "128", "--tokens", "128", "--seq-len", "64", "--samples", "2", "--bins", "2000",
-          "--boots", "100", "--sparsities", "0.3,0.5,0.7", "--measured-sparsities", "0.3,0.7", "--rank-fractions",
-          "0.125", "--bits", "4", "--methods", "wanda"]
+BUDGET = ["--calib-tokens", "128", "--stats-tokens", "256", "--tokens", "128", "--seq-len", "64", "--samples", "2",
+          "--bins", "2000", "--boots", "100", "--sparsities", "0.3,0.5,0.7", "--measured-sparsities", "0.3,0.7",
+          "--rank-fractions", "0.125", "--bits", "4", "--methods", "wanda"]
 
 
 def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa: F811
     out = tmp_path / "plan"
-    args = ["plan", str(tiny_folder), "--target", "params=0.5", "--out", str(out), "--apply", "--baselines",
+    args = ["plan", str(tiny_folder), "--target", "params=0.5", "--out", str(out), "--apply", "--closed-loop",
+            "--baselines",
             "bi_removal,uniform_rtn", "--tasks", "arc_easy", "--task-limit", "4", *BUDGET]
     result = CliRunner().invoke(app, [*args, "--save-model"])
     assert result.exit_code == 0, result.output
@@ -36,7 +38,8 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
     # the prediction is the cost model's formula over the plan's effective drifts
     model = load_model(str(tiny_folder))
     settings = PlanSettings(target="params=0.5", sparsities=(0.3, 0.5, 0.7), measured_sparsities=(0.3, 0.7),
-                            rank_fractions=(0.125,), bits=(4,), methods=("wanda",), tokens=128, seq_len=64)
+                            rank_fractions=(0.125,), bits=(4,), methods=("wanda",), tokens=128, seq_len=64,
+                            calib_tokens=128, stats_tokens=256)
     parts = [json.loads((out / "parts" / f"sites_{layer}.json").read_text())["value"] for layer in range(4)]
     records = [r for part in parts for r in part]
     assert all(r["delta_loss"] is not None for r in records)  # delta_source measured: every candidate end to end
@@ -56,6 +59,23 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
     assert saved.config.num_layers == 4 - len(p["removed_layers"])
     windows = settings.evaluation_windows(saved.tokenizer)
     assert perplexity(saved.config, saved.params, windows).perplexity == pytest.approx(p["perplexity"], rel=1e-4)
+    # closed loop: each layer's contribution re-measured on the saved (planned) model, here independently
+    loop = data["closed_loop"]
+    kept = [t for t in range(4) if t not in p["removed_layers"]]
+    calibration, statistics = settings.plan_windows(saved.tokenizer)
+    assert calibration.shape == (2, 64) and statistics.shape == (4, 64)
+    assert not {tuple(w) for w in calibration.tolist()} & {tuple(w) for w in statistics.tolist()}  # disjoint
+    base = np.log(perplexity(saved.config, saved.params, calibration).perplexity)
+    for layer, value in loop["measured_contribution"].items():
+        restored = saved.params
+        for kind in saved.config.site_kinds:
+            restored = set_site(restored, (kept.index(int(layer)), kind), get_site(model.params, (int(layer), kind)))
+        expected = base - np.log(perplexity(saved.config, restored, calibration).perplexity)
+        assert value == pytest.approx(expected, rel=1e-3, abs=1e-5)
+    assert set(loop["corrected_layers"]) <= set(loop["measured_contribution"])
+    assert len(loop["corrected_layers"]) <= 6 and isinstance(loop["changed"], bool)
+    if loop["changed"]:
+        assert loop["replan"]["budget_used"]["params"] <= 0.5 and "perplexity" in loop["replan"]
     # a rerun resumes from parts/ and writes the same plan
     stamps = {f.name: f.stat().st_mtime_ns for f in (out / "parts").iterdir()}
     assert CliRunner().invoke(app, args).exit_code == 0

@@ -38,10 +38,17 @@ def plan(
         for row in summary["baselines"]:
             console.print(f"  {row['name']}: " + (row["skipped"] if "skipped" in row else
                                                    f"perplexity {row['perplexity']:.3f} (ratio {row['ratio']:.3f})"))
+    loop = summary.get("closed_loop")
+    if loop is not None:
+        layers = ", ".join(f"{k} (x{v:.2f})" for k, v in loop["corrected_layers"].items()) or "none"
+        console.print(f"closed loop: corrected layers {layers}; " + (
+            loop["note"] if not loop["changed"] else
+            f"re-plan perplexity {loop['replan']['perplexity']:.3f}, x{loop['replan_vs_plan']:.3f} of the plan's "
+            f"(95% [{loop['replan_vs_plan_ci'][0]:.3f}, {loop['replan_vs_plan_ci'][1]:.3f}])"))
     if save_model:
         s = settings
         config, params = apply_plan(loaded.config, loaded.params, Plan.from_dict(p),
-                                    s.calibration_windows(loaded.tokenizer), batch_size=s.batch_size)
+                                    s.plan_windows(loaded.tokenizer)[1], batch_size=s.batch_size)
         save_hf(config, params, run.file("model"), tokenizer=loaded.tokenizer)
         console.print(f"saved the planned model to {run.file('model')}")
     console.print(f"wrote {run.file('plan.json')}")

@@ -241,14 +241,23 @@ def uniform_plan(config: ModelConfig, action: Action | Callable[[tuple[int, int]
                           if layer not in removed})
 
 
-def apply_plan(config: ModelConfig, params: dict, plan: Plan, calibration: np.ndarray, *, batch_size: int = 4,
-               on_layer: Callable[[int], None] | None = None) -> tuple[ModelConfig, dict]:
-    """The planned model: every matrix compressed by its action with statistics of its real input (sequential
-    calibration on ``calibration`` windows, removed blocks bypassed), then the removed blocks deleted."""
+def compress_plan(config: ModelConfig, params: dict, plan: Plan, calibration: np.ndarray, *, batch_size: int = 4,
+                  on_layer: Callable[[int], None] | None = None) -> dict:
+    """Every matrix compressed by its action with statistics of its real input (sequential calibration on
+    ``calibration`` windows, removed blocks bypassed but still present): :func:`apply_plan` before the removal."""
     hessians = any(a.needs_hessian for a in plan.actions.values())
-    compressed = compress_sequentially(
+    return compress_sequentially(
         config, params, calibration, lambda layer, kind, w, stats: plan.action(layer, kind).compress(w, stats),
         hessians=hessians, bypass=plan.removed, batch_size=batch_size, on_layer=on_layer)
-    if not plan.removed:
-        return config, compressed
-    return remove_layers(config, compressed, plan.removed)
+
+
+def remove_planned(config: ModelConfig, params: dict, plan: Plan) -> tuple[ModelConfig, dict]:
+    """``params`` with the plan's removed blocks deleted (unchanged when it removes none)."""
+    return (config, params) if not plan.removed else remove_layers(config, params, plan.removed)
+
+
+def apply_plan(config: ModelConfig, params: dict, plan: Plan, calibration: np.ndarray, *, batch_size: int = 4,
+               on_layer: Callable[[int], None] | None = None) -> tuple[ModelConfig, dict]:
+    """The planned model: :func:`compress_plan`, then the removed blocks deleted."""
+    return remove_planned(config, compress_plan(config, params, plan, calibration, batch_size=batch_size,
+                                                on_layer=on_layer), plan)

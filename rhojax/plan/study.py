@@ -37,12 +37,23 @@ from rhojax.eval.perplexity import window_nll_sums
 from rhojax.eval.task_data import parse_task_names
 from rhojax.eval.tasks import evaluate
 from rhojax.plan import baselines as baseline_plans
-from rhojax.plan.actions import PRUNE_METHODS, REMOVE, ActionGrid, Plan, apply_plan, dense_model_cost
+from rhojax.plan.actions import (
+    PRUNE_METHODS,
+    REMOVE,
+    ActionGrid,
+    Plan,
+    apply_plan,
+    compress_plan,
+    dense_model_cost,
+    remove_planned,
+)
 from rhojax.plan.cost_model import (
     LossCurve,
+    correction_factors,
     effective_drift,
     fit_loss_curve,
     interpolate_level,
+    layer_marginals,
     predict,
     propagated_drift,
 )
@@ -92,12 +103,20 @@ class PlanSettings(TextSettings):
     delta_source: str = setting("measured", "measured: every candidate's loss increase measured end to end; "
                                 "propagated: local errors carried by rho, fit-sites of them measured end to end.")
     fit_sites: int = setting(64, "Candidates measured end to end for the loss curve (delta-source propagated).")
-    calib_tokens: int = setting(2048, "Calibration token budget: windows = calib-tokens // seq-len.")
+    calib_tokens: int = setting(2048, "Measurement tokens of calib-text: the local errors, the end-to-end loss "
+                                "increases, the profile and the calibration loss of a plan.")
+    stats_tokens: int = setting(8192, "Statistics tokens of calib-text, other windows than the measurement ones: "
+                                "input norms, Hessians and covariances of every compression, sequential calibration.")
     tokens: int = setting(16384, "Evaluation token budget (apply): windows = tokens // seq-len.")
     rho_eps: float = setting(0.1, "Relative perturbation size of the contraction profile.")
     samples: int = setting(4, "Gaussian perturbation samples per layer.")
     seed: int = setting(0, "Seed of the perturbations, the fit-site sample and the bootstrap.")
+    calib_seed: int = setting(0, "Calibration sample: 0 takes the first windows of calib-text (measurement, then "
+                              "statistics); another value draws them at random from its first 8x as many.")
     apply: bool = setting(False, "Build the plan and the baselines and evaluate them.")
+    closed_loop: bool = setting(False, "With apply: measure each layer's contribution on the planned model, "
+                                "correct the layers where predicted and measured differ most, and re-plan once.")
+    replan_layers: int = setting(6, "Layers corrected by the closed loop.")
     tasks: tuple[str, ...] = setting((), "Zero-shot tasks scored with apply (e.g. arc_easy,piqa; empty: none).")
     task_limit: int = setting(100, "First N items of each task.")
     baselines: tuple[str, ...] = setting(baseline_plans.BASELINES, "Baselines evaluated with apply: "
@@ -127,6 +146,14 @@ class PlanSettings(TextSettings):
                                                      or max(self.measured_sparsities) < max(self.sparsities))):
             raise RhojaxError(f"measured_sparsities {self.measured_sparsities} must be among the sparsities "
                               f"{self.sparsities} and include the lowest and the highest")
+
+    def plan_windows(self, tokenizer) -> tuple[np.ndarray, np.ndarray]:
+        """``(measurement, statistics)`` windows of ``calib_text``: disjoint, ``calib_tokens // seq_len`` and
+        ``stats_tokens // seq_len`` of them, drawn together for ``calib_seed``; the planner reads nothing else."""
+        n = max(1, self.calib_tokens // self.seq_len)
+        both = dataclasses.replace(self, calib_tokens=(n + max(1, self.stats_tokens // self.seq_len)) * self.seq_len)
+        windows = both.calibration_windows(tokenizer, self.calib_seed)
+        return windows[:n], windows[n:]
 
     def grid(self) -> ActionGrid:
         """The candidate grid these settings describe."""
@@ -179,8 +206,8 @@ def drift_table(config, grid: ActionGrid, records: list[dict], curve: LossCurve,
     return table
 
 
-def choose_plan(config, grid: ActionGrid, table: dict, unit: str, budget: float, bins: int) -> Plan:
-    """The plan minimising ``sum delta_a^2`` (the predicted loss) with cost in ``unit`` at most ``budget``."""
+def choose_plan(config, grid: ActionGrid, table: dict, curve: LossCurve, unit: str, budget: float, bins: int) -> Plan:
+    """The plan minimising the predicted loss ``sum_a curve.loss(delta_a)`` with cost in ``unit`` at most ``budget``."""
     blocks, options = [], []
     for layer in range(config.num_layers):
         groups, layer_options = [], []
@@ -188,10 +215,10 @@ def choose_plan(config, grid: ActionGrid, table: dict, unit: str, budget: float,
             shape = config.site_shape(kind)
             actions = grid.site_actions(shape)
             weights = discretise(np.array([a.cost(shape).get(unit) for a in actions]), budget, bins)
-            costs = np.array([0.0 if a.op == "dense" else table[(layer, kind, a.name)] ** 2 for a in actions])
+            costs = np.array([0.0 if a.op == "dense" else curve.loss(table[(layer, kind, a.name)]) for a in actions])
             groups.append(Group(weights, costs))
             layer_options.append(actions)
-        removal = (0, table[(layer, "block", "remove")] ** 2) if grid.removal else None
+        removal = (0, float(curve.loss(table[(layer, "block", "remove")]))) if grid.removal else None
         blocks.append(Block(tuple(groups), removal))
         options.append(layer_options)
     forbidden: set[int] = set()
@@ -218,6 +245,22 @@ def plan_drifts(config, plan: Plan, table: dict) -> list[float]:
     return out
 
 
+def layer_drifts(plan: Plan, table: dict) -> dict[int, list[float]]:
+    """The effective drifts of the plan's compressed matrices, by layer (removed blocks left out)."""
+    out: dict[int, list[float]] = {}
+    for (layer, kind), a in sorted(plan.actions.items()):
+        if a.op != "dense" and layer not in plan.removed:
+            out.setdefault(layer, []).append(table[(layer, kind, a.name)])
+    return out
+
+
+def corrected_table(table: dict, factors: dict[int, float], curve: LossCurve) -> dict:
+    """``table`` with every matrix candidate of a corrected layer scaled by ``r_t^(1/p)``, so that its predicted
+    loss ``curve.loss(delta)`` is multiplied by ``r_t``; block removal is left as it is."""
+    return {key: d * factors[key[0]] ** (1.0 / curve.p) if key[0] in factors and key[1] != "block" else d
+            for key, d in table.items()}
+
+
 def describe_plan(config, plan: Plan) -> dict:
     """Counts of each action, the removed layers and the budget used in every unit."""
     counts = Counter(plan.action(layer, kind).name for layer, kind in config.sites if layer not in plan.removed)
@@ -236,8 +279,18 @@ class PlanStudy:
         self.key = jax.random.PRNGKey(settings.seed)
 
     @functools.cached_property
+    def windows(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.s.plan_windows(self.model.tokenizer)
+
+    @property
     def calibration(self) -> np.ndarray:
-        return self.s.calibration_windows(self.model.tokenizer)
+        """Measurement windows (:meth:`PlanSettings.plan_windows`)."""
+        return self.windows[0]
+
+    @property
+    def statistics(self) -> np.ndarray:
+        """Statistics windows: what every compression is fitted on."""
+        return self.windows[1]
 
     @functools.cached_property
     def evaluation(self) -> np.ndarray:
@@ -253,7 +306,7 @@ class PlanStudy:
             if name == "bi":
                 return block_influence(c, p, w, batch_size=self.s.batch_size).bi
             if name == "outlier_ratio":
-                return outlier_ratios(c, p, calibration_stats(c, p, w, batch_size=self.s.batch_size))
+                return outlier_ratios(c, p, calibration_stats(c, p, self.statistics, batch_size=self.s.batch_size))
             return layer_alphas(c, p)[0]
 
         return np.asarray(self.measurements.part(f"signal_{name}", lambda: np.asarray(compute()).tolist()), np.float64)
@@ -277,7 +330,7 @@ class PlanStudy:
                 todo = [(k, a) for k, a in cands[layer] if (layer, k, a.name) in measured]
                 if not self.measurements.has(f"sites_{layer}") and stats is None:
                     hessians = any(a.needs_hessian for _, a in todo)
-                    stats = calibration_stats(c, self.params, self.calibration, hessians=hessians,
+                    stats = calibration_stats(c, self.params, self.statistics, hessians=hessians,
                                               batch_size=s.batch_size)
                     reference = dense_reference(c, self.params, self.calibration, batch_size=s.batch_size)
                 flags = [(layer, k, a.name) in end_to_end for k, a in todo]
@@ -303,7 +356,32 @@ class PlanStudy:
     def evaluate(self, name: str, plan: Plan) -> dict:
         """Build ``plan`` (sequential calibration) and score it (a part)."""
         return self.run.part(f"eval_{name}", lambda: self.score(*apply_plan(
-            self.config, self.params, plan, self.calibration, batch_size=self.s.batch_size)))
+            self.config, self.params, plan, self.statistics, batch_size=self.s.batch_size)))
+
+    def calibration_loss(self, config, params) -> float:
+        """Mean next-token NLL (nats per token) on the calibration windows."""
+        w = self.calibration
+        nll = window_nll_sums(config, params, w, batch_size=self.s.batch_size)
+        return float(nll.sum() / (w.shape[0] * (w.shape[1] - 1)))
+
+    def layer_contributions(self, plan: Plan) -> dict[int, float]:
+        """Measured on the planned model: calibration loss minus the loss with one layer's matrices dense (a part)."""
+        c, dense_blocks = self.config, self.params["blocks"]
+
+        def compute():
+            compressed = compress_plan(c, self.params, plan, self.statistics, batch_size=self.s.batch_size)
+            base = self.calibration_loss(*remove_planned(c, compressed, plan))
+            layers = sorted({layer for (layer, _), a in plan.actions.items() if a.op != "dense"} - set(plan.removed))
+            out = {}
+            with self.progress.stage("closed loop: layer contributions on the planned model", len(layers)) as update:
+                for i, layer in enumerate(layers):
+                    blocks = jax.tree.map(lambda x, d, t=layer: x.at[t].set(d[t]), compressed["blocks"], dense_blocks)
+                    out[str(layer)] = base - self.calibration_loss(*remove_planned(c, {**compressed, "blocks": blocks},
+                                                                                   plan))
+                    update(i + 1)
+            return out
+
+        return {int(k): v for k, v in self.run.part("closed_loop_contributions", compute).items()}
 
     def dense(self) -> dict:
         return self.run.part("eval_dense", lambda: self.score(self.config, self.params))
@@ -324,9 +402,9 @@ class PlanStudy:
 
 #: The settings the single-site measurements and dense signals depend on (not the target, apply or baselines).
 MEASUREMENT_FIELDS: tuple[str, ...] = (
-    "calib_text", "calib_tokens", "seq_len", "methods", "sparsities", "measured_sparsities", "nm", "rank_fractions",
-    "bits", "group_size", "removal", "delta_source", "fit_sites", "rho_eps", "samples", "seed", "batch_size",
-    "config_batch")
+    "calib_text", "calib_tokens", "stats_tokens", "calib_seed", "seq_len", "methods", "sparsities",
+    "measured_sparsities", "nm", "rank_fractions", "bits", "group_size", "removal", "delta_source", "fit_sites",
+    "rho_eps", "samples", "seed", "batch_size", "config_batch")
 
 
 def measurement_settings(settings: PlanSettings) -> dict:
@@ -356,7 +434,7 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
     curve = fit_loss_curve(prop, np.array([r["delta_loss"] for r in fitted]))
     table = drift_table(config, grid, records, curve, rho, tuple(s.measured_sparsities))
     budget = fraction * dense_model_cost(config).get(unit)
-    plan = choose_plan(config, grid, table, unit, budget, s.bins)
+    plan = choose_plan(config, grid, table, curve, unit, budget, s.bins)
     predicted = predict(curve, plan_drifts(config, plan, table))
     summary = {
         "settings": dataclasses.asdict(s), "unit": unit, "fraction": fraction, "layers": config.num_layers,
@@ -388,5 +466,38 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
             best = min(done, key=lambda r: r["perplexity"])
             summary["best_baseline"] = best["name"]
             summary["plan_vs_best_baseline"] = summary["plan"]["perplexity"] / best["perplexity"]
+    if s.apply and s.closed_loop:
+        summary["closed_loop"] = closed_loop(study, plan, table, curve, unit, budget, summary["plan"], dense)
     summary["seconds_this_run"] = time.perf_counter() - started
     return summary
+
+
+def closed_loop(study: PlanStudy, plan: Plan, table: dict, curve: LossCurve, unit: str, budget: float,
+                verified: dict, dense: dict) -> dict:
+    """Correct the cost model where it erred most on the verified plan, re-plan once, verify the new plan.
+
+    The layer contributions measured on the planned model (calibration windows) are set against the predicted
+    ones (:func:`~rhojax.plan.cost_model.layer_marginals`); the ``replan_layers`` layers with the largest ratio
+    have their candidates' predicted loss scaled by it (:func:`corrected_table`) before the plan is chosen again."""
+    s, config = study.s, study.config
+    predicted = layer_marginals(curve, layer_drifts(plan, table))
+    measured = study.layer_contributions(plan)
+    factors = correction_factors(predicted, measured, s.replan_layers)
+    fixed = corrected_table(table, factors, curve)
+    replan = choose_plan(config, study.s.grid(), fixed, curve, unit, budget, s.bins)
+    out = {"predicted_contribution": {str(k): v for k, v in predicted.items()},
+           "measured_contribution": {str(k): v for k, v in measured.items()},
+           "corrected_layers": {str(k): v for k, v in factors.items()},
+           "changed": replan != plan}
+    if replan == plan:
+        return {**out, "helped": None, "note": "the corrected cost model chose the same plan"}
+    row = study.evaluate("replan", replan)
+    scored = study.scored(row, dense)
+    before = np.asarray(study.run.read("eval_plan")["window_nll"], np.float64)
+    per_window = study.evaluation.shape[1] - 1
+    lo, hi = ratio_ci(np.asarray(row["window_nll"], np.float64), before, per_window, boots=s.boots, seed=s.seed)
+    ratio = scored["perplexity"] / verified["perplexity"]
+    return {**out, "replan": {**describe_plan(config, replan),
+                              "predicted_delta_loss": predict(curve, plan_drifts(config, replan, fixed)), **scored},
+            "replan_vs_plan": ratio, "replan_vs_plan_ci": [lo, hi], "helped": bool(ratio < 1.0),
+            "significant": bool(hi < 1.0 or lo > 1.0)}
