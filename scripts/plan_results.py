@@ -4,7 +4,8 @@ Each calibration seed (``--seeds``; it sets both ``seed`` and ``calib_seed``: an
 other perturbations and another fit-site sample) has its own folder ``WORK/seedN``. In it the
 target-independent measurements (dense signals, single-site measurements) are computed once in
 ``measure`` and shared by every target; each target is its own resumable run folder. ``--plan-only``
-targets are planned and verified without baselines (more budgets for the predicted-vs-measured check).
+targets are planned and verified without baselines or closed loop (more budgets for the predicted-vs-measured
+check).
 The data file is rewritten after every finished target (with provenance, settings and wall time), so a
 run stopped early still leaves the targets it finished. Render the page with scripts/render_results.py.
 
@@ -67,7 +68,8 @@ def main() -> int:
     started = time.perf_counter()
     results = []
     for seed, target, baselines in jobs:
-        settings = dataclasses.replace(base, target=target, seed=seed, calib_seed=seed, baselines=baselines)
+        settings = dataclasses.replace(base, target=target, seed=seed, calib_seed=seed, baselines=baselines,
+                                       closed_loop=base.closed_loop and bool(baselines))
         work = args.work / f"seed{seed}"
         measurements = RunFolder.open(work / "measure", {"model": model.spec, **measurement_settings(settings)})
         run = open_run(work / (target if baselines else f"{target}_plan_only"), model, settings)
