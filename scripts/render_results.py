@@ -687,6 +687,11 @@ def _closed_loop(loop: dict) -> str:
             f"plan's {interval(loop['replan_vs_plan_ci'])}: it {verdict}.")
 
 
+def lower_or_higher(gain: float) -> str:
+    """``1 - plan / best`` as words: "12.0% lower" or "33.4% higher"."""
+    return f"{100 * abs(gain):.1f}% " + ("lower" if gain >= 0 else "higher")
+
+
 def plan_target(t: dict) -> list[str]:
     """One target of one seed: the plan and every baseline at the same budget."""
     unit, p = t["unit"], t["plan"]
@@ -698,7 +703,7 @@ def plan_target(t: dict) -> list[str]:
     if "best_baseline" in t:
         gain = 1.0 - t["plan_vs_best_baseline"]
         lines.append(f"- Plan vs the best baseline (`{t['best_baseline']}`): perplexity "
-                     f"x{num(t['plan_vs_best_baseline'])}, {pct(gain)} lower.")
+                     f"x{num(t['plan_vs_best_baseline'])} ({lower_or_higher(gain)}).")
     counts = ", ".join(f"{k} x{v}" for k, v in p["action_counts"].items())
     lines += [f"- The plan removes blocks {p['removed_layers'] or 'none'}; matrix actions: {counts}.",
               f"- Predicted loss increase {num(p['predicted_delta_loss'])} nats/token against "
@@ -746,8 +751,9 @@ def plan_seed_summary(targets: list[dict]) -> list[str]:
         lines += [f"### `{target}` over {len(runs)} calibration seed{plural} ({', '.join(map(str, seeds))})",
                   "", md_table(["model", "perplexity, mean [95% t-interval over seeds]", "ratio to dense",
                                 "per seed"], rows), "",
-                  f"- Plan vs the best baseline of each seed ({best}): perplexity lower by "
-                  f"{', '.join(pct(g) for g in gains)}; this {verdict} the goal of at least 10% lower in every seed.",
+                  f"- Plan vs the best baseline of each seed ({best}): "
+                  f"{', '.join(lower_or_higher(g) for g in gains)}; this {verdict} the goal of at least 10% lower "
+                  "perplexity in every seed.",
                   ""]
     return lines
 

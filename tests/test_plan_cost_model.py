@@ -139,11 +139,12 @@ def test_layer_marginals_are_each_layers_predicted_share():
     assert steep == pytest.approx({0: 0.5**4, 1: 2.0})
 
 
-def test_correction_factors_pick_the_layers_where_prediction_erred_most():
+def test_correction_factors_raise_the_layers_that_hurt_most_beyond_prediction():
     from rhojax.plan.cost_model import correction_factors
 
-    predicted = {0: 1.0, 1: 1.0, 2: 1.0, 3: 1.0}
-    measured = {0: 1.1, 1: 4.0, 2: 0.5, 3: -0.2}
-    assert correction_factors(predicted, measured, 2) == pytest.approx({3: 0.1, 1: 4.0})  # |log 0.1| > |log 4|
-    assert correction_factors(predicted, measured, 4)[2] == pytest.approx(0.5)
+    predicted = {0: 1.0, 1: 1.0, 2: 1.0, 3: 1.0, 4: 0.0}
+    measured = {0: 1.5, 1: 4.0, 2: 0.5, 3: -0.2, 4: 0.3}
+    assert correction_factors(predicted, measured, 2) == pytest.approx({4: 10.0, 1: 4.0})  # largest first
+    assert correction_factors(predicted, measured, 5) == pytest.approx({4: 10.0, 1: 4.0, 0: 1.5})  # never < 1
+    assert correction_factors({0: 1.0}, {0: 50.0}, 3) == {0: 10.0}  # capped
     assert correction_factors({0: 0.0}, {0: 0.0}, 3) == {}
