@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -54,6 +56,8 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
     assert p["tasks"]["arc_easy"]["items"] == 4 and 0 <= p["mean_acc"] <= 1 and "mean_acc" in data["dense"]
     names = {r["name"]: r for r in data["baselines"]}
     assert "skipped" in names["uniform_rtn"] and len(names["bi_removal"]["removed_layers"]) == 2  # (4 - 2) / 4
+    removal = [curve.loss(table[(t, "block", "remove")]) for t in names["bi_removal"]["removed_layers"]]
+    assert names["bi_removal"]["predicted_delta_loss"] == pytest.approx(float(sum(removal)))  # baselines priced too
     # the saved model (HF safetensors, dense form) is the verified one: same evaluation perplexity
     saved = load_model(str(out / "model"))
     assert saved.config.num_layers == 4 - len(p["removed_layers"])
@@ -67,11 +71,21 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
     assert not {tuple(w) for w in calibration.tolist()} & {tuple(w) for w in statistics.tolist()}  # disjoint
     base = np.log(perplexity(saved.config, saved.params, calibration).perplexity)
     for layer, value in loop["measured_contribution"].items():
-        restored = saved.params
-        for kind in saved.config.site_kinds:
-            restored = set_site(restored, (kept.index(int(layer)), kind), get_site(model.params, (int(layer), kind)))
-        expected = base - np.log(perplexity(saved.config, restored, calibration).perplexity)
+        layer, config = int(layer), saved.config
+        if layer in p["removed_layers"]:  # the dense block put back between the kept (compressed) ones
+            where = sorted([*kept, layer]).index(layer)
+            put_back = lambda x, d, i=where, t=layer: jnp.insert(x, i, d[t], axis=0)  # noqa: E731
+            blocks = jax.tree.map(put_back, saved.params["blocks"], model.params["blocks"])
+            restored = {**saved.params, "blocks": blocks}
+            config = config.replace(num_layers=config.num_layers + 1)
+        else:
+            restored = saved.params
+            for kind in config.site_kinds:
+                restored = set_site(restored, (kept.index(layer), kind), get_site(model.params, (layer, kind)))
+        expected = base - np.log(perplexity(config, restored, calibration).perplexity)
         assert value == pytest.approx(expected, rel=1e-3, abs=1e-5)
+    assert set(loop["measured_contribution"]) == {str(t) for t in p["removed_layers"]} | {
+        str(s["layer"]) for s in p["sites"] if s["action"] not in ("dense", "remove")}
     assert set(loop["corrected_layers"]) <= set(loop["measured_contribution"])
     assert len(loop["corrected_layers"]) <= 6 and isinstance(loop["changed"], bool)
     if loop["changed"]:

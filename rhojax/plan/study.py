@@ -246,8 +246,9 @@ def plan_drifts(config, plan: Plan, table: dict) -> list[float]:
 
 
 def layer_drifts(plan: Plan, table: dict) -> dict[int, list[float]]:
-    """The effective drifts of the plan's compressed matrices, by layer (removed blocks left out)."""
-    out: dict[int, list[float]] = {}
+    """The effective drifts of the plan's compressions, by layer: a removed block's removal, else its
+    compressed matrices."""
+    out: dict[int, list[float]] = {layer: [table[(layer, "block", "remove")]] for layer in plan.removed}
     for (layer, kind), a in sorted(plan.actions.items()):
         if a.op != "dense" and layer not in plan.removed:
             out.setdefault(layer, []).append(table[(layer, kind, a.name)])
@@ -255,10 +256,19 @@ def layer_drifts(plan: Plan, table: dict) -> dict[int, list[float]]:
 
 
 def corrected_table(table: dict, factors: dict[int, float], curve: LossCurve) -> dict:
-    """``table`` with every matrix candidate of a corrected layer scaled by ``r_t^(1/p)``, so that its predicted
-    loss ``curve.loss(delta)`` is multiplied by ``r_t``; block removal is left as it is."""
-    return {key: d * factors[key[0]] ** (1.0 / curve.p) if key[0] in factors and key[1] != "block" else d
-            for key, d in table.items()}
+    """``table`` with every candidate of a corrected layer, its removal included, scaled by ``r_t^(1/p)``, so that
+    its predicted loss ``curve.loss(delta)`` is multiplied by ``r_t`` (a layer whose matrices became dearer must
+    not become cheap to remove)."""
+    return {key: d * factors[key[0]] ** (1.0 / curve.p) if key[0] in factors else d for key, d in table.items()}
+
+
+def predicted_or_none(config, plan: Plan, table: dict, curve: LossCurve) -> float | None:
+    """The cost model's prediction for any plan (a baseline's too), or None when it uses an action off the
+    grid (e.g. OWL's per-layer sparsities)."""
+    try:
+        return predict(curve, plan_drifts(config, plan, table))
+    except KeyError:
+        return None
 
 
 def describe_plan(config, plan: Plan) -> dict:
@@ -365,19 +375,25 @@ class PlanStudy:
         return float(nll.sum() / (w.shape[0] * (w.shape[1] - 1)))
 
     def layer_contributions(self, plan: Plan) -> dict[int, float]:
-        """Measured on the planned model: calibration loss minus the loss with one layer's matrices dense (a part)."""
+        """Measured on the planned model: calibration loss minus the loss with one layer restored (its matrices
+        dense, or a removed block put back), the rest of the plan kept (a part)."""
         c, dense_blocks = self.config, self.params["blocks"]
 
         def compute():
             compressed = compress_plan(c, self.params, plan, self.statistics, batch_size=self.s.batch_size)
             base = self.calibration_loss(*remove_planned(c, compressed, plan))
-            layers = sorted({layer for (layer, _), a in plan.actions.items() if a.op != "dense"} - set(plan.removed))
+            layers = sorted({layer for (layer, _), a in plan.actions.items() if a.op != "dense"} | set(plan.removed))
             out = {}
             with self.progress.stage("closed loop: layer contributions on the planned model", len(layers)) as update:
                 for i, layer in enumerate(layers):
-                    blocks = jax.tree.map(lambda x, d, t=layer: x.at[t].set(d[t]), compressed["blocks"], dense_blocks)
-                    out[str(layer)] = base - self.calibration_loss(*remove_planned(c, {**compressed, "blocks": blocks},
-                                                                                   plan))
+                    if layer in plan.removed:  # put the (dense, bypassed) block back
+                        kept = Plan(tuple(t for t in plan.removed if t != layer), plan.actions)
+                        restored = remove_planned(c, compressed, kept)
+                    else:
+                        blocks = jax.tree.map(lambda x, d, t=layer: x.at[t].set(d[t]), compressed["blocks"],
+                                              dense_blocks)
+                        restored = remove_planned(c, {**compressed, "blocks": blocks}, plan)
+                    out[str(layer)] = base - self.calibration_loss(*restored)
                     update(i + 1)
             return out
 
@@ -456,7 +472,8 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
                 if isinstance(b, str):
                     rows.append({"name": name, "skipped": b})
                 else:
-                    row = {"name": name, **describe_plan(config, b), **study.scored(study.evaluate(name, b), dense)}
+                    row = {"name": name, **describe_plan(config, b), **study.scored(study.evaluate(name, b), dense),
+                           "predicted_delta_loss": predicted_or_none(config, b, table, curve)}
                     row.pop("sites")
                     rows.append(row)
                 update(i + 1)
