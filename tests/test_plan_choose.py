@@ -78,3 +78,18 @@ def test_lightest_fraction_in_closed_form():
     assert lightest_fraction(CONFIG, grid, "params") == pytest.approx(0.5)
     with_removal = ActionGrid(methods=("wanda",), sparsities=(0.5,), nm_patterns=(), rank_fractions=(), bits=())
     assert lightest_fraction(CONFIG, with_removal, "params") == pytest.approx(0.5 / CONFIG.num_layers)
+
+
+def test_uniform_rtn_baseline_falls_back_to_channel_scales_like_the_grid():
+    """SmolLM2's width 576 is no multiple of 128: the baseline still runs, at the most bits that fit."""
+    from rhojax.plan.actions import rtn, uniform_plan
+    from rhojax.plan.baselines import baseline_plan
+
+    config = CONFIG.replace(hidden_size=576, num_heads=9, num_kv_heads=3, head_dim=64, intermediate_size=1536)
+    plan = baseline_plan("uniform_rtn", config, "bytes", 0.15, None, "depth")
+    assert plan.action(0, "q").name == "rtn@2b/grow" and plan.action(0, "down").name == "rtn@2b/g128"
+    dense = dense_model_cost(config).bytes
+    assert plan.cost(config).bytes <= 0.15 * dense
+    three = uniform_plan(config, lambda shape: rtn(3, 128 if shape[0] % 128 == 0 else None))
+    assert three.cost(config).bytes > 0.15 * dense  # 3 bits would not fit
+    assert isinstance(baseline_plan("uniform_rtn", config, "bytes", 0.01, None, "depth"), str)

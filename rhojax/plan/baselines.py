@@ -79,11 +79,17 @@ def baseline_plan(name: str, config: ModelConfig, unit: str, fraction: float,
     if name == "uniform_rtn":
         if unit != "bytes":
             return "RTN saves bytes only"
-        shape = config.site_shape("q")
-        fits = [b for b in range(2, 9) if rtn_cost(shape, b, 128).bytes <= fraction * dense_cost(shape).bytes]
-        if not fits or config.hidden_size % 128:
-            return f"no RTN bit width with group 128 fits {fraction:g} of the bytes"
-        return uniform_plan(config, lambda shp: rtn(max(fits), 128 if shp[0] % 128 == 0 else None))
+        def group(shape):  # as the planner's grid: one scale per output channel where 128 does not divide in
+            return 128 if shape[0] % 128 == 0 else None
+
+        def total(cost, b):
+            return sum(cost(config.site_shape(k), b) for k in config.site_kinds)
+
+        budget = fraction * total(lambda shape, b: dense_cost(shape).bytes, None)
+        fits = [b for b in range(2, 9) if total(lambda shape, b: rtn_cost(shape, b, group(shape)).bytes, b) <= budget]
+        if not fits:
+            return f"no RTN bit width (groups of 128, or per channel) fits {fraction:g} of the bytes"
+        return uniform_plan(config, lambda shape: rtn(max(fits), group(shape)))
     if name == "uniform_lowrank":
         def pick(shape):
             return lowrank(max(1, math.floor(fraction * shape[0] * shape[1] / (shape[0] + shape[1]))))
