@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from scipy import stats
+
 from rhojax.report.jsonio import write_json
 
 DATA = Path("docs/results/data/heal_smollm2_wanda50.json")
@@ -68,10 +70,6 @@ def collect(args) -> dict:
     }
 
 
-#: 97.5% quantiles of Student's t by degrees of freedom (1 to 5): the 95% interval over a few seeds.
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
-
-
 def wall_text(seconds: float | None) -> str:
     return "n/a" if seconds is None else f"{seconds / 60:.1f} min"
 
@@ -109,7 +107,7 @@ def render(data: dict) -> str:
     lines.append("")
     if len(gaps) > 1:
         mean, sd = statistics.mean(gaps), statistics.stdev(gaps)
-        half = T_975[len(gaps) - 1] * sd / len(gaps) ** 0.5
+        half = stats.t.ppf(0.975, len(gaps) - 1) * sd / len(gaps) ** 0.5  # 95% t-interval over seeds
         lines.append(f"Gap recovered over {len(gaps)} seeds: mean {mean:.1%}, 95% t-interval [{mean - half:.1%}, "
                      f"{mean + half:.1%}], min {min(gaps):.1%}, max {max(gaps):.1%} (sample std {sd:.1%}).")
         limit = 20 * 60

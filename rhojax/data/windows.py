@@ -87,14 +87,25 @@ def window_start_id(tokenizer: Tokenizer) -> int:
     return start
 
 
-def text_windows(tokenizer: Tokenizer, text: str, seq_len: int, num_windows: int) -> np.ndarray:
-    """``(num_windows, seq_len)`` int32 windows ``[BOS] + chunk`` from the start of ``text``."""
+def chunk_length(seq_len: int) -> int:
+    """Text tokens per window, ``seq_len - 1`` (BOS takes the first position); a one-line error below 2."""
     if seq_len < 2:
         raise DataError(f"seq_len {seq_len}: a window needs at least 2 tokens")
+    return seq_len - 1
+
+
+def text_windows(tokenizer: Tokenizer, text: str, seq_len: int, num_windows: int) -> np.ndarray:
+    """``(num_windows, seq_len)`` int32 windows ``[BOS] + chunk`` from the start of ``text``."""
+    ids = encode_prefix(tokenizer, text, num_windows * chunk_length(seq_len))
+    return id_windows(tokenizer, ids, seq_len, num_windows)
+
+
+def id_windows(tokenizer: Tokenizer, ids: np.ndarray, seq_len: int, num_windows: int) -> np.ndarray:
+    """``(num_windows, seq_len)`` windows ``[BOS] + chunk`` cut from the start of the token ids ``ids``."""
     start = window_start_id(tokenizer)
-    chunk = seq_len - 1
+    chunk = chunk_length(seq_len)
     needed = num_windows * chunk
-    ids = encode_prefix(tokenizer, text, needed)
+    ids = ids[:needed]
     if len(ids) < needed:
         raise DataError(
             f"the text has {len(ids)} tokens, enough for {len(ids) // chunk} windows of {seq_len}; "
@@ -112,9 +123,9 @@ def drawn_windows(tokenizer: Tokenizer, text: str, seq_len: int, num_windows: in
     """``num_windows`` windows drawn without replacement (in text order) from the first
     ``DRAW_POOL * num_windows`` windows of ``text`` (fewer when the text is shorter, at least
     ``num_windows``), by a NumPy generator seeded with ``seed``: another calibration sample of the same text."""
-    chunk = seq_len - 1
-    available = len(encode_prefix(tokenizer, text, DRAW_POOL * num_windows * chunk)) // chunk
-    pool = text_windows(tokenizer, text, seq_len, max(num_windows, available))
+    chunk = chunk_length(seq_len)
+    ids = encode_prefix(tokenizer, text, DRAW_POOL * num_windows * chunk)  # tokenized once
+    pool = id_windows(tokenizer, ids, seq_len, max(num_windows, len(ids) // chunk))
     pick = np.sort(np.random.default_rng(seed).choice(len(pool), size=num_windows, replace=False))
     return pool[pick]
 

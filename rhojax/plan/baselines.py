@@ -24,8 +24,7 @@ import numpy as np
 from rhojax.allocation.schedules import alpha_pruning, depth_increasing_sparsity, owl, rho_guided, uniform
 from rhojax.errors import RhojaxError
 from rhojax.models.config import ModelConfig
-from rhojax.plan.actions import Plan, lowrank, nm, prune, rtn, uniform_plan
-from rhojax.plan.costs import dense_cost, rtn_cost
+from rhojax.plan.actions import Plan, dense_model_cost, lowrank, nm, prune, rtn, uniform_plan
 
 BASELINES: tuple[str, ...] = ("uniform_wanda", "uniform_sparsegpt", "owl_wanda", "alpha_wanda", "schedule_wanda",
                               "bi_removal", "uniform_rtn", "uniform_lowrank", "uniform_nm_sparsegpt")
@@ -79,17 +78,14 @@ def baseline_plan(name: str, config: ModelConfig, unit: str, fraction: float,
     if name == "uniform_rtn":
         if unit != "bytes":
             return "RTN saves bytes only"
-        def group(shape):  # as the planner's grid: one scale per output channel where 128 does not divide in
-            return 128 if shape[0] % 128 == 0 else None
+        def plan(bits):  # groups as the planner's grid: one scale per output channel where 128 does not divide in
+            return uniform_plan(config, lambda shape: rtn(bits, 128 if shape[0] % 128 == 0 else None))
 
-        def total(cost, b):
-            return sum(cost(config.site_shape(k), b) for k in config.site_kinds)
-
-        budget = fraction * total(lambda shape, b: dense_cost(shape).bytes, None)
-        fits = [b for b in range(2, 9) if total(lambda shape, b: rtn_cost(shape, b, group(shape)).bytes, b) <= budget]
+        budget = fraction * dense_model_cost(config).bytes
+        fits = [b for b in range(2, 9) if plan(b).cost(config).bytes <= budget]
         if not fits:
             return f"no RTN bit width (groups of 128, or per channel) fits {fraction:g} of the bytes"
-        return uniform_plan(config, lambda shape: rtn(max(fits), group(shape)))
+        return plan(max(fits))
     if name == "uniform_lowrank":
         def pick(shape):
             return lowrank(max(1, math.floor(fraction * shape[0] * shape[1] / (shape[0] + shape[1]))))

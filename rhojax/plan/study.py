@@ -238,11 +238,9 @@ def choose_plan(config, grid: ActionGrid, table: dict, curve: LossCurve, unit: s
 
 
 def plan_drifts(config, plan: Plan, table: dict) -> list[float]:
-    """The effective drifts of the plan's non-dense sites (removed blocks count once each)."""
-    out = [table[(layer, "block", "remove")] for layer in plan.removed]
-    out += [table[(layer, kind, a.name)] for (layer, kind), a in plan.actions.items()
-            if a.op != "dense" and layer not in plan.removed]
-    return out
+    """The effective drifts of the plan's non-dense sites (removed blocks count once each): :func:`layer_drifts`
+    flattened."""
+    return [d for drifts in layer_drifts(plan, table).values() for d in drifts]
 
 
 def layer_drifts(plan: Plan, table: dict) -> dict[int, list[float]]:
