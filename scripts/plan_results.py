@@ -5,7 +5,8 @@ other perturbations and another fit-site sample) has its own folder ``WORK/seedN
 target-independent measurements (dense signals, single-site measurements) are computed once in
 ``measure`` and shared by every target; each target is its own resumable run folder. ``--plan-only``
 targets are planned and verified without baselines or closed loop (more budgets for the predicted-vs-measured
-check).
+check). Order: the first seed's targets, its ``--plan-only`` targets, then the other seeds' targets; the closed
+loop (``--set closed_loop=true``) runs on the first seed only.
 The data file is rewritten after every finished target (with provenance, settings and wall time), so a
 run stopped early still leaves the targets it finished. Render the page with scripts/render_results.py.
 
@@ -43,7 +44,9 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=16384)
     parser.add_argument("--seeds", default="0", help="Calibration seeds, comma-separated (seed and calib_seed).")
     parser.add_argument("--plan-only", default="", help="More targets, planned and verified without baselines "
-                        "(first seed only).")
+                        "(first seed only, run after its targets and before the other seeds').")
+    parser.add_argument("--note", default="CPU run on a shared 2-core machine while other jobs ran",
+                        help="How the machine was used during the run (written into the data file).")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="Any other PlanSettings field, e.g. --set methods=wanda --set nm=false (tuples: a,b).")
     args = parser.parse_args()
@@ -63,13 +66,15 @@ def main() -> int:
                         tokens=args.tokens, apply=True, **values)
     model = load_model(args.model)
     seeds = [int(v) for v in args.seeds.split(",") if v]
-    jobs = [(seed, target, base.baselines) for seed in seeds for target in args.targets.split(",") if target]
+    targets = [t for t in args.targets.split(",") if t]
+    jobs = [(seeds[0], target, base.baselines) for target in targets]
     jobs += [(seeds[0], target, ()) for target in args.plan_only.split(",") if target]
+    jobs += [(seed, target, base.baselines) for seed in seeds[1:] for target in targets]
     started = time.perf_counter()
     results = []
     for seed, target, baselines in jobs:
         settings = dataclasses.replace(base, target=target, seed=seed, calib_seed=seed, baselines=baselines,
-                                       closed_loop=base.closed_loop and bool(baselines))
+                                       closed_loop=base.closed_loop and bool(baselines) and seed == seeds[0])
         work = args.work / f"seed{seed}"
         measurements = RunFolder.open(work / "measure", {"model": model.spec, **measurement_settings(settings)})
         run = open_run(work / (target if baselines else f"{target}_plan_only"), model, settings)
@@ -79,7 +84,7 @@ def main() -> int:
                         "wall_seconds": time.perf_counter() - t0, **summary})
         write_json(args.data, {
             "model": model.spec, "provenance": provenance(), "settings": dataclasses.asdict(base), "seeds": seeds,
-            "note": "CPU run at nice 19 on a shared 2-core machine while other jobs ran",
+            "note": args.note,
             "load_average": os.getloadavg(), "wall_seconds": time.perf_counter() - started, "targets": results,
         })
         print(f"finished {target} (seed {seed}): wrote {args.data}", flush=True)

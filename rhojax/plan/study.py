@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import time
 from collections import Counter
 
@@ -269,6 +271,12 @@ def predicted_or_none(config, plan: Plan, table: dict, curve: LossCurve) -> floa
         return None
 
 
+def plan_digest(config, plan: Plan) -> str:
+    """A short content hash of ``plan`` (removed layers and every site's action)."""
+    text = json.dumps(plan.to_dict(config), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def describe_plan(config, plan: Plan) -> dict:
     """Counts of each action, the removed layers and the budget used in every unit."""
     counts = Counter(plan.action(layer, kind).name for layer, kind in config.sites if layer not in plan.removed)
@@ -346,7 +354,31 @@ class PlanStudy:
                     measure_layer, c, self.params, reference, layer, todo, stats, end_to_end=flags,
                     window_batch=max(1, s.batch_size // 2), config_batch=s.config_batch))
                 update(layer + 1)
+        if s.removal:
+            removals = self.removal_losses(reference)
+            for r in records:
+                if r["kind"] == "block" and r["delta_loss"] is None:
+                    r.update(removals[r["layer"]], fit=False)
         return records
+
+    def removal_losses(self, reference=None) -> list[dict]:
+        """Every block's removal measured end to end on the calibration windows (a part): ``delta_loss`` and
+        ``drift`` per layer. ``L`` suffix passes, a few of the thousands of matrix candidates' cost, and the
+        removal is the action the propagated drift predicts worst (about 5x low on SmolLM2)."""
+        c = self.config
+
+        def compute():
+            ref = reference or dense_reference(c, self.params, self.calibration, batch_size=self.s.batch_size)
+            out = []
+            with self.progress.stage("block removals end to end", c.num_layers) as update:
+                for layer in range(c.num_layers):
+                    (record,) = measure_layer(c, self.params, ref, layer, [("block", REMOVE)], None,
+                                              end_to_end=[True], window_batch=max(1, self.s.batch_size // 2))
+                    out.append({"delta_loss": record["delta_loss"], "drift": record["drift"]})
+                    update(layer + 1)
+            return out
+
+        return self.measurements.part("removals_end_to_end", compute)
 
     def score(self, config, params) -> dict:
         """Per-window NLL on the evaluation windows, the calibration NLL, and the zero-shot tasks if any."""
@@ -361,9 +393,13 @@ class PlanStudy:
             out["mean_acc"] = float(np.mean([r.acc for r in results.values()]))
         return out
 
+    def part_name(self, stem: str, plan: Plan) -> str:
+        """``stem`` and a digest of ``plan``'s actions: a changed plan never reuses another plan's part."""
+        return f"{stem}_{plan_digest(self.config, plan)}"
+
     def evaluate(self, name: str, plan: Plan) -> dict:
-        """Build ``plan`` (sequential calibration) and score it (a part)."""
-        return self.run.part(f"eval_{name}", lambda: self.score(*apply_plan(
+        """Build ``plan`` (sequential calibration) and score it (a part keyed by the plan's content)."""
+        return self.run.part(self.part_name(f"eval_{name}", plan), lambda: self.score(*apply_plan(
             self.config, self.params, plan, self.statistics, batch_size=self.s.batch_size)))
 
     def calibration_loss(self, config, params) -> float:
@@ -395,7 +431,8 @@ class PlanStudy:
                     update(i + 1)
             return out
 
-        return {int(k): v for k, v in self.run.part("closed_loop_contributions", compute).items()}
+        return {int(k): v for k, v in self.run.part(self.part_name("closed_loop_contributions", plan),
+                                                     compute).items()}
 
     def dense(self) -> dict:
         return self.run.part("eval_dense", lambda: self.score(self.config, self.params))
@@ -442,8 +479,7 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
     study = PlanStudy(model, run, s, progress, measurements)
     rho = study.signal("rho")
     records = study.measure()
-    layers = np.array([r["layer"] for r in records])
-    fitted = [r for r in records if r["delta_loss"] is not None]
+    fitted = [r for r in records if r["delta_loss"] is not None and r.get("fit", True)]
     prop = propagated_drift(np.array([r["local_error"] for r in fitted]), np.array([r["layer"] for r in fitted]), rho)
     curve = fit_loss_curve(prop, np.array([r["delta_loss"] for r in fitted]))
     table = drift_table(config, grid, records, curve, rho, tuple(s.measured_sparsities))
@@ -453,9 +489,10 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
     summary = {
         "settings": dataclasses.asdict(s), "unit": unit, "fraction": fraction, "layers": config.num_layers,
         "rho": rho.tolist(), "loss_curve": curve.to_dict(), "candidates": len(records),
-        "end_to_end": len(fitted), "calibration_tokens": int(study.calibration.size),
+        "end_to_end": sum(r["delta_loss"] is not None for r in records), "fit_sites": len(fitted),
+        "calibration_tokens": int(study.calibration.size),
         "loss_curve_fit": {"propagated_drift": prop.tolist(), "delta_loss": [r["delta_loss"] for r in fitted],
-                           "layer": layers[[r["delta_loss"] is not None for r in records]].tolist()},
+                           "layer": [r["layer"] for r in fitted]},
         "plan": {**describe_plan(config, plan), "predicted_delta_loss": predicted,
                  "predicted_ratio": float(np.exp(predicted))},
     }
@@ -508,7 +545,7 @@ def closed_loop(study: PlanStudy, plan: Plan, table: dict, curve: LossCurve, uni
         return {**out, "helped": None, "note": "the corrected cost model chose the same plan"}
     row = study.evaluate("replan", replan)
     scored = study.scored(row, dense)
-    before = np.asarray(study.run.read("eval_plan")["window_nll"], np.float64)
+    before = np.asarray(study.evaluate("plan", plan)["window_nll"], np.float64)
     per_window = study.evaluation.shape[1] - 1
     lo, hi = ratio_ci(np.asarray(row["window_nll"], np.float64), before, per_window, boots=s.boots, seed=s.seed)
     ratio = scored["perplexity"] / verified["perplexity"]
