@@ -45,6 +45,9 @@ def main() -> int:
     parser.add_argument("--seeds", default="0", help="Calibration seeds, comma-separated (seed and calib_seed).")
     parser.add_argument("--plan-only", default="", help="More targets, planned and verified without baselines "
                         "(first seed only, run after its targets and before the other seeds').")
+    parser.add_argument("--later-seed-baselines", default="", help="Baselines of the seeds after the first, "
+                        "comma-separated (default: the same as the first seed's); the seed intervals are then "
+                        "over these baselines only.")
     parser.add_argument("--note", default="CPU run on a shared 2-core machine while other jobs ran",
                         help="How the machine was used during the run (written into the data file).")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -69,7 +72,8 @@ def main() -> int:
     targets = [t for t in args.targets.split(",") if t]
     jobs = [(seeds[0], target, base.baselines) for target in targets]
     jobs += [(seeds[0], target, ()) for target in args.plan_only.split(",") if target]
-    jobs += [(seed, target, base.baselines) for seed in seeds[1:] for target in targets]
+    later = tuple(v for v in args.later_seed_baselines.split(",") if v) or base.baselines
+    jobs += [(seed, target, later) for seed in seeds[1:] for target in targets]
     started = time.perf_counter()
     results = []
     for seed, target, baselines in jobs:

@@ -600,7 +600,8 @@ def budgets(data: dict[str, dict]) -> str:
                 f"{b.bounds.site_plan or 'none'}; depth k = {','.join(map(str, b.depth.ks))} x "
                 f"{len(b.depth.criteria)} criteria, {len(b.depth.schedules)} schedules at "
                 f"{','.join(f'{x:.0%}' for x in b.depth.sparsities)}, {num(b.depth.tokens)} tokens; structure "
-                f"{num(b.structure.tokens)} tokens")
+                f"{num(b.structure.tokens)} tokens; plan {b.plan.target} ({'+'.join(b.plan.methods)}, "
+                f"{len(b.plan.baselines)} baselines, {num(b.plan.tokens)} tokens)")
         rows.append([f"`{name}`", what, time])
         if name == "quick":
             goal = QUICK_GOAL_MINUTES
@@ -702,15 +703,18 @@ def plan_target(t: dict) -> list[str]:
                        "predicted dL (nats/token)", "measured dL"], rows), ""]
     if "best_baseline" in t:
         gain = 1.0 - t["plan_vs_best_baseline"]
+        ci = f" {interval(t['plan_vs_best_baseline_ci'])}" if "plan_vs_best_baseline_ci" in t else ""
         lines.append(f"- Plan vs the best baseline (`{t['best_baseline']}`): perplexity "
-                     f"x{num(t['plan_vs_best_baseline'])} ({lower_or_higher(gain)}).")
+                     f"x{num(t['plan_vs_best_baseline'])}{ci} ({lower_or_higher(gain)}).")
     counts = ", ".join(f"{k} x{v}" for k, v in p["action_counts"].items())
     lines += [f"- The plan removes blocks {p['removed_layers'] or 'none'}; matrix actions: {counts}.",
               f"- Predicted loss increase {num(p['predicted_delta_loss'])} nats/token against "
               f"{num(p.get('measured_delta_loss_calibration'))} measured on the calibration windows and "
               f"{num(p.get('measured_delta_loss'))} on the evaluation split; loss curve kappa "
-              f"{num(t['loss_curve']['kappa'])}, p {num(t['loss_curve']['p'], 3)} fitted on {t['end_to_end']} of "
-              f"{t['candidates']} candidates measured end to end."]
+              f"{num(t['loss_curve']['kappa'])}, p {num(t['loss_curve']['p'], 3)} fitted on "
+              f"{t.get('fit_sites', t['end_to_end'])} of {t['candidates']} candidates measured end to end"
+              + (f" ({t['end_to_end']} measured end to end with every block removal)."
+                 if t["end_to_end"] != t.get("fit_sites", t["end_to_end"]) else ".")]
     if "closed_loop" in t:
         lines.append(_closed_loop(t["closed_loop"]))
     return [*lines, ""]
@@ -737,13 +741,17 @@ def plan_seed_summary(targets: list[dict]) -> list[str]:
         names = ["plan"] + [r["name"] for r in runs[0]["baselines"]]
         rows = []
         for name in names:
-            rs = [t["plan"] if name == "plan" else next(r for r in t["baselines"] if r["name"] == name) for t in runs]
-            if any("skipped" in r for r in rs):
-                rows.append([f"`{name}`", "not run: " + rs[0].get("skipped", "in some seeds"), "", ""])
+            rs = [t["plan"] if name == "plan" else next((r for r in t["baselines"] if r["name"] == name), None)
+                  for t in runs]
+            ran = [r for r in rs if r is not None]
+            if any("skipped" in r for r in ran):
+                rows.append([f"`{name}`", "not run: " + ran[0].get("skipped", "in some seeds"), "", ""])
                 continue
+            some = "" if len(ran) == len(rs) else f" ({len(ran)} of {len(rs)} seeds)"
             rows.append([("**plan**" if name == "plan" else f"`{name}`"),
-                         mean_interval([r["perplexity"] for r in rs]), mean_interval([r["ratio"] for r in rs]),
-                         ", ".join(num(r["perplexity"]) for r in rs)])
+                         mean_interval([r["perplexity"] for r in ran]) + some,
+                         mean_interval([r["ratio"] for r in ran]) + some,
+                         ", ".join("not run" if r is None else num(r["perplexity"]) for r in rs)])
         gains = [1.0 - t["plan_vs_best_baseline"] for t in runs if "plan_vs_best_baseline" in t]
         best = ", ".join(f"`{t['best_baseline']}`" for t in runs if "best_baseline" in t)
         verdict = ("meets" if gains and min(gains) >= 0.10 else "does not meet")
@@ -808,7 +816,9 @@ def plan_page(data: dict[str, dict]) -> str:
                   f"calibration windows, the perturbations and the fit sample); {num(s['calib_tokens'])} calibration "
                   f"tokens of {s['calib_text']}; evaluation on {num(s['tokens'])} tokens of {s['text']}"
                   f"{comparison_note(s['tokens'])}; loss increases from `{s['delta_source']}` ({s['fit_sites']} "
-                  f"candidates measured end to end); grid: {joined['methods']} at {joined['sparsities']} (measured "
+                  f"candidates measured end to end"
+                  f"{' and every block removal' if 'fit_sites' in d['targets'][0] else ''}); "
+                  f"grid: {joined['methods']} at {joined['sparsities']} (measured "
                   f"at {joined['measured_sparsities']}){', 2:4' if s['nm'] else ''}, ranks {joined['rank_fractions']}"
                   f" of min(in, out), RTN {joined['bits']} bits with groups of {s['group_size']}"
                   f"{', block removal' if s['removal'] else ''}. {d.get('note', '')}.", ""]

@@ -9,6 +9,7 @@ from rhojax.analysis.answer import (
     amplifying_layers,
     bounds_statement,
     matrix_verdicts,
+    plan_decision,
     removal_decision,
 )
 from rhojax.report.html import only
@@ -62,3 +63,33 @@ def test_bounds_statement_counts_violations_and_reports_the_ranking():
     assert "1,380 inequalities of 2 theorems" in s["statement_html"]
     assert "-0.40 (wanda:0.5)" in s["statement_html"] and "href='#bounds'" in s["statement_html"]
     assert "not measured" in bounds_statement({})["statement_html"]
+
+
+def _plan_summary(plan_ppl_windows, baseline_windows, *, applied=True):
+    from rhojax.eval.intervals import ratio_ci
+
+    plan = {"removed_layers": [3], "action_counts": {"wanda@0.5": 20, "wanda@0.7": 4},
+            "predicted_delta_loss": 0.25}
+    summary = {"settings": {"target": "params=0.5"}, "plan": plan}
+    if applied:
+        nll, ref = np.asarray(plan_ppl_windows, float), np.asarray(baseline_windows, float)
+        plan.update(perplexity=float(np.exp(nll.mean() / 9)), ratio=1.3, ratio_ci=[1.2, 1.4])
+        summary.update(best_baseline="uniform_wanda", plan_vs_best_baseline=float(np.exp((nll - ref).mean() / 9)),
+                       plan_vs_best_baseline_ci=list(ratio_ci(nll, ref, 9, boots=200, seed=0)))
+    return summary
+
+
+def test_plan_is_said_to_beat_the_best_baseline_only_beyond_the_noise():
+    rng = np.random.default_rng(0)
+    ref = 30.0 + rng.normal(0, 1, 50)
+    better = plan_decision(_plan_summary(ref - 3.0 + rng.normal(0, 0.1, 50), ref))
+    assert better["verdict"] == "better beyond the noise" and better["plan_vs_best_baseline_ci"][1] < 1
+    assert "beaten by x0.7" in better["statement_html"] and "removes blocks [3]" in better["statement_html"]
+    worse = plan_decision(_plan_summary(ref + 3.0 + rng.normal(0, 0.1, 50), ref))
+    assert worse["verdict"] == "worse beyond the noise" and "use the baseline" in worse["statement_html"]
+    tie = plan_decision(_plan_summary(ref + rng.normal(0, 2.0, 50), ref))
+    assert tie["verdict"] == "within the noise"
+    lo, hi = tie["plan_vs_best_baseline_ci"]
+    assert lo < 1 < hi
+    unverified = plan_decision(_plan_summary(None, None, applied=False))
+    assert "not verified" in unverified["statement_html"] and "verdict" not in unverified

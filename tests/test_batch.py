@@ -24,7 +24,7 @@ def test_a_minimal_config_takes_the_defaults():
     (model,) = config.models
     assert model.name == "smollm2-135m" and model.budget == "quick" and model.dtype == "float32"
     assert model.settings == BUDGETS["quick"]
-    assert config.studies[0] == "perplexity" and len(config.studies) == 7
+    assert config.studies[0] == "perplexity" and config.studies[-1] == "plan" and len(config.studies) == 8
 
 
 def test_overrides_studies_and_per_model_entries(tmp_path):

@@ -121,3 +121,27 @@ def test_infeasible_target_names_the_fix(tiny_folder, tmp_path):  # noqa: F811
     result = CliRunner().invoke(app, ["plan", str(tiny_folder), "--target", "bytes=0.001", "--no-nm",
                                       "--out", str(tmp_path / "x"), *BUDGET])
     assert result.exit_code == 2 and "infeasible" in result.output and "Traceback" not in result.output
+
+
+def test_every_removal_is_measured_end_to_end_and_kept_out_of_the_loss_curve_fit(tmp_path, tiny_folder):  # noqa: F811
+    from rhojax.depth.prune import remove_layers
+    from rhojax.plan.study import run_plan_study
+    from rhojax.runs import RunFolder
+
+    model = load_model(str(tiny_folder))
+    settings = PlanSettings(target="params=0.5", delta_source="propagated", fit_sites=3, methods=("wanda",),
+                            sparsities=(0.5,), measured_sparsities=(), nm=False, rank_fractions=(), bits=(),
+                            tokens=128, seq_len=64, calib_tokens=128, stats_tokens=256, samples=2, bins=2000)
+    run = RunFolder.open(tmp_path / "run", {"test": "removals"})
+    summary = run_plan_study(model, run, settings)
+    calibration, _ = settings.plan_windows(model.tokenizer)
+    dense = np.log(perplexity(model.config, model.params, calibration).perplexity)
+    removals = run.read("removals_end_to_end")
+    assert len(removals) == model.config.num_layers
+    for layer, measured in enumerate(removals):  # independently: delete the block, score the calibration windows
+        config, params = remove_layers(model.config, model.params, (layer,))
+        expected = np.log(perplexity(config, params, calibration).perplexity) - dense
+        assert measured["delta_loss"] == pytest.approx(expected, rel=1e-3, abs=1e-5)
+    # the loss curve is fitted on the random sample only; every removal is known end to end besides
+    assert len(summary["loss_curve_fit"]["delta_loss"]) == summary["fit_sites"] == 3
+    assert summary["end_to_end"] >= model.config.num_layers

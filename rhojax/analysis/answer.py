@@ -9,7 +9,9 @@ Rules (every threshold is a field of :class:`AnswerSettings`, saved with the rep
 - the recommended **removal set** is the largest ``k`` (layers deleted) whose best criterion keeps the
   perplexity ratio's 95% upper bound within ``1 + removal_cost``;
 - the recommended **allocation** is the schedule with the lowest perplexity at each sparsity, said to
-  beat uniform only when its paired interval against uniform excludes 1.
+  beat uniform only when its paired interval against uniform excludes 1;
+- the **compression plan** (:mod:`rhojax.plan`) at the plan study's target is set against the best baseline at
+  the same budget, and said to beat it only when their paired interval excludes 1.
 """
 
 from __future__ import annotations
@@ -155,6 +157,33 @@ def bounds_statement(bounds: dict) -> dict:
             "statement_html": f"<b>Formal bounds</b> (<a href='#bounds'>evidence</a>): {text}"}
 
 
+def plan_decision(plan: dict) -> dict:
+    """The budgeted plan next to the best baseline at the same budget, with the paired interval of their ratio."""
+    p, target = plan["plan"], plan["settings"]["target"]
+    removed = p["removed_layers"]
+    actions = ", ".join(f"{name} x{n}" for name, n in sorted(p["action_counts"].items(), key=lambda kv: -kv[1])[:4])
+    what = (f"removes blocks {removed}; " if removed else "removes no block; ") + f"most common actions {actions}"
+    out = {"target": target, "removed_layers": removed, "action_counts": p["action_counts"],
+           "predicted_delta_loss": p["predicted_delta_loss"]}
+    if "perplexity" not in p:
+        text = (f"at {target} the plan {what}, predicted loss increase {p['predicted_delta_loss']:.3g} nats/token "
+                "(not verified at this budget).")
+        return {**out, "statement_html": f"<b>Compression plan</b> (<a href='#plan'>evidence</a>): {text}"}
+    text = (f"at {target} the plan {what}: perplexity {p['perplexity']:.4g} (x{p['ratio']:.3g} of dense, 95% "
+            f"[{p['ratio_ci'][0]:.3g}, {p['ratio_ci'][1]:.3g}])")
+    out.update(perplexity=p["perplexity"], ratio=p["ratio"], ratio_ci=p["ratio_ci"])
+    if "best_baseline" in plan:
+        vs, (lo, hi) = plan["plan_vs_best_baseline"], plan["plan_vs_best_baseline_ci"]
+        verdict = "better beyond the noise" if hi < 1 else "worse beyond the noise" if lo > 1 else "within the noise"
+        text += (f"; the best baseline at the same budget, {plan['best_baseline']}, is beaten by x{vs:.3g} "
+                 f"(95% [{lo:.3g}, {hi:.3g}]: {verdict})" if vs < 1 else
+                 f"; the best baseline at the same budget, {plan['best_baseline']}, does better: the plan is "
+                 f"x{vs:.3g} of its perplexity (95% [{lo:.3g}, {hi:.3g}]: {verdict}); use the baseline")
+        out.update(best_baseline=plan["best_baseline"], plan_vs_best_baseline=vs, plan_vs_best_baseline_ci=[lo, hi],
+                   verdict=verdict)
+    return {**out, "statement_html": f"<b>Compression plan</b> (<a href='#plan'>evidence</a>): {text}."}
+
+
 def build_answer(summaries: dict, settings: AnswerSettings) -> dict:
     """The answer section from the studies' summaries (keys: study names)."""
     answer: dict = {"settings": dataclasses.asdict(settings)}
@@ -167,4 +196,6 @@ def build_answer(summaries: dict, settings: AnswerSettings) -> dict:
         answer["allocation"] = allocation_decision(summaries["depth"], settings)
     if "bounds" in summaries:
         answer["bounds"] = bounds_statement(summaries["bounds"])
+    if "plan" in summaries:
+        answer["plan"] = plan_decision(summaries["plan"])
     return answer

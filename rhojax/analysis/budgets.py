@@ -16,6 +16,7 @@ from rhojax.depth.study import DepthSettings
 from rhojax.errors import RhojaxError
 from rhojax.eval.perplexity_study import PerplexitySettings
 from rhojax.eval.study import EvalSettings
+from rhojax.plan.study import PlanSettings
 from rhojax.propagation.study import ProfileSettings
 from rhojax.sensitivity.study import SweepSettings
 from rhojax.structure.study import StructureSettings
@@ -32,6 +33,7 @@ class AnalysisSettings:
     bounds: BoundsSettings = BoundsSettings()
     depth: DepthSettings = DepthSettings()
     structure: StructureSettings = StructureSettings()
+    plan: PlanSettings = PlanSettings(apply=True)
     answer: AnswerSettings = AnswerSettings()
 
     def with_text(self, text: str) -> AnalysisSettings:
@@ -59,6 +61,10 @@ BUDGETS: dict[str, AnalysisSettings] = {
                             schedules=("uniform", "depth"), task_ks=(), boots=100, signals=()),
         structure=StructureSettings(tokens=256, calib_tokens=512, seq_len=128, k=8, ablate_every=15, spans=(2,),
                                     span_every=15, replace_every=15),
+        plan=PlanSettings(methods=("wanda",), sparsities=(0.5,), measured_sparsities=(), nm=False, rank_fractions=(),
+                          bits=(), delta_source="propagated", fit_sites=8, calib_tokens=256, stats_tokens=256,
+                          tokens=256, seq_len=128, samples=2, apply=True, baselines=("uniform_wanda", "bi_removal"),
+                          bins=2000, boots=100),
     ),
     "quick": AnalysisSettings(
         perplexity=PerplexitySettings(tokens=16384),
@@ -73,6 +79,10 @@ BUDGETS: dict[str, AnalysisSettings] = {
                             signals=()),
         structure=StructureSettings(tokens=1024, calib_tokens=1024, ablate_every=5, spans=(2,), span_every=10,
                                     replace_every=5),
+        plan=PlanSettings(methods=("wanda",), sparsities=(0.3, 0.5, 0.7), measured_sparsities=(0.3, 0.7), nm=False,
+                          rank_fractions=(), bits=(), delta_source="propagated", fit_sites=24, calib_tokens=512,
+                          stats_tokens=1024, tokens=2048, apply=True,
+                          baselines=("uniform_wanda", "owl_wanda", "bi_removal"), bins=4000),
     ),
     "standard": AnalysisSettings(
         perplexity=PerplexitySettings(tokens=32768),
@@ -86,6 +96,8 @@ BUDGETS: dict[str, AnalysisSettings] = {
                             sparsities=(0.5, 0.7), methods=("wanda",),
                             schedules=("uniform", "depth", "owl", "alpha", "owl_absorption_tokenwise"), task_ks=(4, 8)),
         structure=StructureSettings(tokens=4096, calib_tokens=8192, ablate_every=2),
+        plan=PlanSettings(methods=("wanda", "sparsegpt"), sparsities=(0.3, 0.5, 0.7), rank_fractions=(0.25,),
+                          delta_source="propagated", fit_sites=48, apply=True),
     ),
     "paper": AnalysisSettings(
         perplexity=PerplexitySettings(tokens=65536),
@@ -96,6 +108,7 @@ BUDGETS: dict[str, AnalysisSettings] = {
         bounds=BoundsSettings(plan="full", site_plan="default", site_tokens=512),
         depth=DepthSettings(tokens=65536, calib_tokens=16384, tasks=("all",), task_limit=1000),
         structure=StructureSettings(tokens=16384, calib_tokens=32768),
+        plan=PlanSettings(methods=("wanda", "sparsegpt"), tokens=65536, apply=True, tasks=("all",), task_limit=1000),
     ),
 }
 

@@ -24,6 +24,7 @@ from rhojax.errors import RhojaxError
 from rhojax.eval.perplexity_study import run_perplexity_study
 from rhojax.eval.study import run_eval_study
 from rhojax.io.resolve import describe
+from rhojax.plan.study import run_plan_study
 from rhojax.progress import SILENT, Progress
 from rhojax.propagation.study import run_profile_study
 from rhojax.provenance import provenance
@@ -69,6 +70,7 @@ STEPS: tuple[Step, ...] = (
          draw_depth_figures),
     Step("structure", "Structure", lambda m, run, s, p, mesh: run_structure_study(m, run, s, progress=p),
          draw_structure_figures),
+    Step("plan", "Compression plan", lambda m, run, s, p, mesh: run_plan_study(m, run, s, progress=p)),
 )
 #: Every study of the main job, in order.
 STUDIES: tuple[str, ...] = tuple(step.name for step in STEPS)

@@ -94,6 +94,18 @@ def structure_section(s: dict) -> dict:
             "replacement": [_keep(r, "start", "length", "method", "perplexity", "r2") for r in s["replacement"]]}
 
 
+_PLAN_ROW = ("removed_layers", "action_counts", "budget_used", "predicted_delta_loss", "perplexity", "perplexity_ci",
+             "ratio", "ratio_ci", "measured_delta_loss", "mean_acc", "skipped")
+
+
+def plan_section(s: dict) -> dict:
+    return {**_keep(s, "unit", "fraction", "best_baseline", "plan_vs_best_baseline", "plan_vs_best_baseline_ci",
+                    "loss_curve", "candidates", "end_to_end"),
+            "target": s["settings"]["target"], "plan": _keep(s["plan"], *_PLAN_ROW),
+            "dense": _keep(s.get("dense", {}), "perplexity", "perplexity_ci"),
+            "baselines": [{"name": r["name"], **_keep(r, *_PLAN_ROW)} for r in s.get("baselines", [])]}
+
+
 #: report key -> (study whose summary it reads, compact section of that summary)
 SECTIONS: dict[str, tuple[str, Callable[[dict], dict]]] = {
     "perplexity": ("perplexity", perplexity_section),
@@ -104,4 +116,5 @@ SECTIONS: dict[str, tuple[str, Callable[[dict], dict]]] = {
     "depth": ("depth", depth_section),
     "allocation": ("depth", allocation_section),
     "structure": ("structure", structure_section),
+    "plan": ("plan", plan_section),
 }

@@ -499,7 +499,8 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
     if s.apply:
         dense = study.dense()
         summary["dense"] = study.scored(dense, dense)
-        summary["plan"].update(study.scored(study.evaluate("plan", plan), dense))
+        raw = {"plan": study.evaluate("plan", plan)}
+        summary["plan"].update(study.scored(raw["plan"], dense))
         rows = []
         with progress.stage("baselines at the same budget", len(s.baselines)) as update:
             for i, name in enumerate(s.baselines):
@@ -507,7 +508,8 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
                 if isinstance(b, str):
                     rows.append({"name": name, "skipped": b})
                 else:
-                    row = {"name": name, **describe_plan(config, b), **study.scored(study.evaluate(name, b), dense),
+                    raw[name] = study.evaluate(name, b)
+                    row = {"name": name, **describe_plan(config, b), **study.scored(raw[name], dense),
                            "predicted_delta_loss": predicted_or_none(config, b, table, curve)}
                     row.pop("sites")
                     rows.append(row)
@@ -518,6 +520,10 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
             best = min(done, key=lambda r: r["perplexity"])
             summary["best_baseline"] = best["name"]
             summary["plan_vs_best_baseline"] = summary["plan"]["perplexity"] / best["perplexity"]
+            summary["plan_vs_best_baseline_ci"] = list(ratio_ci(
+                np.asarray(raw["plan"]["window_nll"], np.float64), np.asarray(raw[best["name"]]["window_nll"],
+                                                                              np.float64),
+                study.evaluation.shape[1] - 1, boots=s.boots, seed=s.seed))
     if s.apply and s.closed_loop:
         summary["closed_loop"] = closed_loop(study, plan, table, curve, unit, budget, summary["plan"], dense)
     summary["seconds_this_run"] = time.perf_counter() - started

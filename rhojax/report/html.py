@@ -93,7 +93,7 @@ def _answer(report: dict) -> str:
                      f"95% confidence in both readings at layers {amp['both'] or 'none'}; aggregate reading only: "
                      f"{only(amp['aggregate'], amp['both']) or 'none'}; token-wise only: "
                      f"{only(amp['tokenwise'], amp['both']) or 'none'}.</li>")
-    for key in ("removal", "allocation", "bounds"):
+    for key in ("removal", "allocation", "bounds", "plan"):
         if key in a:
             items.append(f"<li>{a[key]['statement_html']}</li>")
     return "<ul>" + "".join(items) + "</ul>"
@@ -196,6 +196,22 @@ def _structure(report: dict, root: Path) -> str:
             + table(["block", "R^2 of the linear map"], list(enumerate(h["r2_single_block"]))))
 
 
+def _plan(report: dict, root: Path) -> str:
+    pl = report["plan"]
+    rows = [("plan", pl["plan"]), *((r["name"], r) for r in pl["baselines"])]
+    cells = [(name, "not run: " + r["skipped"], "", "", "", "") if "skipped" in r else
+             (name, r["perplexity"], r["perplexity_ci"], r["ratio"], r["ratio_ci"],
+              r["budget_used"][pl["unit"]]) for name, r in rows]
+    plan = pl["plan"]
+    return (f"<p>Target <b>{html.escape(pl['target'])}</b> of the dense block matrices. The plan removes blocks "
+            f"{plan['removed_layers'] or 'none'} and compresses the rest with "
+            + ", ".join(f"{html.escape(k)} x{v}" for k, v in plan["action_counts"].items())
+            + f"; predicted loss increase {plan['predicted_delta_loss']:.3g} nats/token from {pl['candidates']:,} "
+            f"single-site measurements. Baselines at the same budget, same evaluation windows "
+            f"(dense perplexity {_fmt(pl['dense'].get('perplexity'))}).</p>"
+            + table(["model", "perplexity", "95%", "ratio to dense", "95%", f"{pl['unit']} used"], cells))
+
+
 SECTIONS: dict[str, tuple[str, Callable[[dict, Path], str]]] = {
     "perplexity": ("Model and perplexity", _perplexity),
     "profile": ("Contraction profile", _profile),
@@ -205,6 +221,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict, Path], str]]] = {
     "depth": ("Depth pruning", _depth),
     "allocation": ("Sparsity allocation", _allocation),
     "structure": ("Structure", _structure),
+    "plan": ("Compression plan", _plan),
 }
 
 
