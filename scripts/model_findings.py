@@ -11,6 +11,7 @@ time over its invocations.
 
     .venv/bin/python scripts/model_findings.py gemma3-270m        # Wanda sweep, magnitude sweep, profile
     .venv/bin/python scripts/model_findings.py qwen2.5-coder-1.5b --studies sweep_wanda
+    .venv/bin/python scripts/model_findings.py gemma3-270m --studies depth   # rho vs BI removal
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import time
 from pathlib import Path
 
 from rhojax.analysis import BUDGETS
-from rhojax.analysis.sections import profile_section, sensitivity_section
+from rhojax.analysis.sections import depth_section, profile_section, sensitivity_section
+from rhojax.depth.study import run_depth_study
 from rhojax.io.resolve import load_model
 from rhojax.progress import LineProgress
 from rhojax.propagation.study import run_profile_study
@@ -40,14 +42,15 @@ DATA = Path("docs/results/data")
 #: method's map is complete (and has its CFI) without waiting for the other's.
 METHODS = ("wanda", "magnitude")
 #: The compact section of each study's summary kept in the data file (as the main job's report keeps).
-SECTIONS = {"sweep": sensitivity_section, "profile": profile_section}
+SECTIONS = {"sweep": sensitivity_section, "profile": profile_section, "depth": depth_section}
 
 
 def study_settings(tokens: int | None) -> dict:
-    """The quick budget's profile, and its sweep with one method per study (``tokens`` overrides the sweep's)."""
+    """The quick budget's profile and depth study (rho vs Block Influence removal, allocation), and its sweep
+    with one method per study (``tokens`` overrides the sweep's)."""
     quick = BUDGETS["quick"]
     sweep = quick.sensitivity if tokens is None else dataclasses.replace(quick.sensitivity, tokens=tokens)
-    return {"profile": (run_profile_study, quick.profile),
+    return {"profile": (run_profile_study, quick.profile), "depth": (run_depth_study, quick.depth),
             **{f"sweep_{m}": (run_sweep_study, dataclasses.replace(sweep, methods=(m,))) for m in METHODS}}
 
 
@@ -87,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--studies", default="sweep_wanda,sweep_magnitude,profile",
-                        help="Comma-separated: sweep_wanda, sweep_magnitude, profile.")
+                        help="Comma-separated: sweep_wanda, sweep_magnitude, profile, depth.")
     parser.add_argument("--tokens", type=int, default=None, help="Sweep evaluation tokens (default: quick's).")
     parser.add_argument("--work", default="results/findings")
     parser.add_argument("--collect-only", action="store_true", help="Only (re)write the data file from the folders.")

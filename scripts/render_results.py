@@ -354,6 +354,9 @@ def model_studies(data: dict[str, dict], model: str) -> dict:
     findings = data.get(f"findings_{model}")
     if findings is not None and "profile" in findings["studies"]:
         out["profile"] = {**findings["studies"]["profile"], "source": f"findings_{model}"}
+    if findings is not None and "depth" in findings["studies"] and "depth" not in out:
+        d = findings["studies"]["depth"]
+        out["depth"] = {"rows": d["rows"], "scored_tokens": d["scored_tokens"], "source": f"findings_{model}"}
     return out
 
 
