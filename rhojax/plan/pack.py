@@ -8,7 +8,7 @@ dequantised values as float matrices). :func:`pack_matrix` recovers the stored p
 action       pieces (dtype, shape)                                        bytes
 ============ ============================================================ =====================================
 dense        ``weight`` (bf16, (in, out))                                 ``2 n``
-prune        ``values`` (bf16, (k,)): the non-zeros in row-major order;   ``2 k + ceil(n / 8)``
+prune        ``values`` (bf16, (k,)): the non-zeros in row-major order;   ``2 k + ceil(n / 8)`` (k: non-zeros)
              ``mask`` (uint8, (ceil(n / 8),)): ``np.packbits`` of
              ``w != 0`` flattened row-major (big-endian bit order)
 N:M          ``values`` (bf16, (in N / M, out)): the N kept inputs of     ``2 k + ceil(k ceil(log2 M) / 8)``
@@ -122,9 +122,12 @@ def pack_matrix(action: Action, w, site: tuple[int, str] | None = None) -> Piece
         return {"weight": bf16(w)}
     if action.op == "prune":
         mask = w != 0
-        keep = w.size - round(action.level * w.size)
+        # the cost model's k = n - round(s n), up to the operators' rounding: Wanda drops round(s in) of every output
+        # channel, SparseGPT round(s b out) of every block of b inputs, so they may keep up to half a weight more
+        # per channel or block; out more non-zeros are allowed, and the packed bytes then differ from 2 k by those
+        keep = w.size - round(action.level * w.size) + fan_out
         if mask.sum() > keep:
-            _refuse(site, action, f"{int(mask.sum())} non-zeros, the sparsity keeps {keep}")
+            _refuse(site, action, f"{int(mask.sum())} non-zeros, the sparsity keeps at most {keep}")
         return {"values": bf16(w[mask]), "mask": np.packbits(mask.reshape(-1))}
     if action.op == "nm":
         n, m = action.nm
