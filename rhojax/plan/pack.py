@@ -45,10 +45,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import struct
-import uuid
 from pathlib import Path
 
 import ml_dtypes
@@ -57,6 +54,7 @@ from safetensors.numpy import load_file, save_file
 
 from rhojax.depth.prune import kept_layers
 from rhojax.errors import LoadError, RhojaxError
+from rhojax.io.atomic import atomic_folder
 from rhojax.models.config import ModelConfig
 from rhojax.models.params import assemble_params, block_spec, top_spec
 from rhojax.plan.actions import Action, Plan
@@ -238,22 +236,11 @@ def save_packed(config: ModelConfig, params: dict, plan: Plan, folder: str | Pat
                 "kept_layers": kept_layers(original.num_layers, plan.removed).tolist(),
                 "plan": plan.to_dict(original), "other_tensors_dtype": "float32",
                 "block_matrix_bytes": sum(int(a.nbytes) for k, a in tensors.items() if _is_piece(k))}
-    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.mkdir(parents=True)
+    with atomic_folder(folder, MANIFEST, "packed model") as tmp:
         save_file(tensors, str(tmp / TENSORS), metadata={"format": FORMAT})
         if tokenizer is not None:
             tokenizer.backend.save_pretrained(str(tmp))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        if folder.exists():
-            if not (folder / MANIFEST).exists() and any(folder.iterdir()):
-                raise RhojaxError(f"{folder}: exists and is not a packed model; choose another folder")
-            shutil.rmtree(folder)
-        os.rename(tmp, folder)
-    except OSError as e:
-        raise RhojaxError(f"{folder}: cannot write the packed model ({e})") from e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
