@@ -5,13 +5,15 @@ plan saved and loaded is the planned model."""
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from rhojax.compress import MatrixStats
-from rhojax.errors import RhojaxError
+from rhojax.errors import LoadError, RhojaxError
 from rhojax.eval.perplexity import perplexity
 from rhojax.models import ModelConfig, init_params
 from rhojax.plan import pack
@@ -154,6 +156,17 @@ def test_a_saved_plan_loads_back_as_the_planned_model_at_the_plans_bytes(tmp_pat
     windows = rng.integers(0, CONFIG.vocab_size, (4, 32))
     want = perplexity(config, planned, windows).perplexity
     assert perplexity(loaded_config, loaded, windows).perplexity == pytest.approx(want, rel=1e-2)
+
+
+def test_a_packed_folder_of_another_format_version_is_refused(tmp_path):
+    params = init_params(CONFIG, jax.random.PRNGKey(0), scale=0.3)
+    plan = Plan((), {})
+    folder = save_packed(CONFIG, params, plan, tmp_path / "packed")
+    manifest = json.loads((folder / pack.MANIFEST).read_text())
+    (folder / pack.MANIFEST).write_text(json.dumps({**manifest, "version": pack.VERSION + 1}))
+    with pytest.raises(LoadError, match="this rhojax reads 'rhojax-packed' version 1") as info:
+        load_packed(folder)
+    assert "\n" not in str(info.value)
 
 
 def _at(tree, path):
