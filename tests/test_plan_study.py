@@ -18,6 +18,7 @@ from rhojax.io.resolve import load_model
 from rhojax.models.sites import get_site, set_site
 from rhojax.plan.actions import Plan, dense_model_cost
 from rhojax.plan.cost_model import LossCurve, predict
+from rhojax.plan.pack import load_packed, packed_bytes
 from rhojax.plan.study import PlanSettings, check_feasible, drift_table, parse_target, plan_drifts
 from tests.test_depth_cli import tiny_folder  # noqa: F401 - the tiny random llama saved as an HF folder
 
@@ -31,7 +32,7 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
     args = ["plan", str(tiny_folder), "--target", "params=0.5", "--out", str(out), "--apply", "--closed-loop",
             "--baselines",
             "bi_removal,uniform_rtn", "--tasks", "arc_easy", "--task-limit", "4", *BUDGET]
-    result = CliRunner().invoke(app, [*args, "--save-model"])
+    result = CliRunner().invoke(app, [*args, "--save-model", "--save-packed"])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "plan.json").read_text())
     p = data["plan"]
@@ -63,6 +64,21 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
     assert saved.config.num_layers == 4 - len(p["removed_layers"])
     windows = settings.evaluation_windows(saved.tokenizer)
     assert perplexity(saved.config, saved.params, windows).perplexity == pytest.approx(p["perplexity"], rel=1e-4)
+    # the packed model differs only by bf16 storage (test_plan_pack) and is stored at the plan's bytes, except that
+    # unstructured pruning stores the non-zeros the operator kept (2 bytes each), a few off n - round(s n)
+    packed_config, packed_params = load_packed(out / "packed")
+    assert packed_config == model.config.replace(num_layers=saved.config.num_layers)
+    assert perplexity(packed_config, packed_params, windows).perplexity == pytest.approx(p["perplexity"], rel=1e-2)
+    plan, kept = Plan.from_dict(p), [t for t in range(4) if t not in p["removed_layers"]]
+    expected = 0.0
+    for layer, kind in model.config.sites:
+        action, shape = plan.action(layer, kind), model.config.site_shape(kind)
+        if action.op == "prune":
+            nonzero = int(np.count_nonzero(np.asarray(saved.params["blocks"][kind]["w"][kept.index(layer)])))
+            expected += 2 * nonzero + shape[0] * shape[1] / 8
+        else:
+            expected += action.cost(shape).bytes
+    assert packed_bytes(out / "packed") == expected
     # closed loop: each layer's contribution re-measured on the saved (planned) model, here independently
     loop = data["closed_loop"]
     kept = [t for t in range(4) if t not in p["removed_layers"]]

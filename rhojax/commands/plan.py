@@ -11,6 +11,7 @@ from rhojax.commands.options import with_settings
 from rhojax.io.resolve import load_model
 from rhojax.io.save_hf import save_hf
 from rhojax.plan.actions import Plan, apply_plan
+from rhojax.plan.pack import save_packed as write_packed
 from rhojax.plan.study import PlanSettings, run_plan_study
 
 
@@ -18,9 +19,12 @@ from rhojax.plan.study import PlanSettings, run_plan_study
 @with_settings(PlanSettings)
 def plan(
     model: str = MODEL,
-    out: Path = typer.Option(..., "--out", help="Run folder (plan.json, parts/, model/ with --save-model)."),
+    out: Path = typer.Option(..., "--out", help="Run folder (plan.json, parts/, model/ with --save-model, packed/ "
+                             "with --save-packed)."),
     save_model: bool = typer.Option(False, "--save-model", help="Also save the planned model (HF safetensors, "
                                     "weights in dense form) to OUT/model."),
+    save_packed: bool = typer.Option(False, "--save-packed", help="Also save the planned model packed (each matrix "
+                                     "stored as its action's pieces, at the plan's bytes) to OUT/packed."),
     dtype: str = DTYPE,
     settings: PlanSettings = PlanSettings(),
 ) -> None:
@@ -45,10 +49,14 @@ def plan(
             loop["note"] if not loop["changed"] else
             f"re-plan perplexity {loop['replan']['perplexity']:.3f}, x{loop['replan_vs_plan']:.3f} of the plan's "
             f"(95% [{loop['replan_vs_plan_ci'][0]:.3f}, {loop['replan_vs_plan_ci'][1]:.3f}])"))
-    if save_model:
-        s = settings
-        config, params = apply_plan(loaded.config, loaded.params, Plan.from_dict(p),
-                                    s.plan_windows(loaded.tokenizer)[1], batch_size=s.batch_size)
-        save_hf(config, params, run.file("model"), tokenizer=loaded.tokenizer)
-        console.print(f"saved the planned model to {run.file('model')}")
+    if save_model or save_packed:
+        s, planned = settings, Plan.from_dict(p)
+        config, params = apply_plan(loaded.config, loaded.params, planned, s.plan_windows(loaded.tokenizer)[1],
+                                    batch_size=s.batch_size)
+        if save_model:
+            save_hf(config, params, run.file("model"), tokenizer=loaded.tokenizer)
+            console.print(f"saved the planned model to {run.file('model')}")
+        if save_packed:
+            write_packed(config, params, planned, run.file("packed"), tokenizer=loaded.tokenizer)
+            console.print(f"saved the packed planned model to {run.file('packed')}")
     console.print(f"wrote {run.file('plan.json')}")

@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import shutil
-import uuid
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +39,7 @@ import jax
 import numpy as np
 
 from rhojax.errors import LoadError, RhojaxError
+from rhojax.io.atomic import atomic_folder
 from rhojax.models.config import ModelConfig
 from rhojax.models.params import block_spec, top_spec
 
@@ -104,9 +104,7 @@ def save_checkpoint(
     dtypes = {str(a.dtype) for a in leaves}
     if len(dtypes) != 1:
         raise RhojaxError(f"{folder}: params mix dtypes {sorted(dtypes)}; cast them to one dtype first")
-    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_folder(folder, MARKER, "rhojax checkpoint") as tmp:
         with _quiet_orbax(), _checkpointer() as checkpointer:
             checkpointer.save((tmp / "params").absolute(), args=ocp.args.PyTreeSave(params))
         if tokenizer is not None:
@@ -114,15 +112,6 @@ def save_checkpoint(
         marker = {"format": FORMAT, "config": config.to_dict(), "dtype": dtypes.pop(),
                   "metadata": metadata or {}, "files": _files(tmp / "params")}
         (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
-        if folder.exists():
-            if not (folder / MARKER).exists() and any(folder.iterdir()):
-                raise RhojaxError(f"{folder}: exists and is not a rhojax checkpoint; choose another folder")
-            shutil.rmtree(folder)
-        os.rename(tmp, folder)
-    except OSError as e:
-        raise RhojaxError(f"{folder}: cannot write the checkpoint ({e})") from e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
