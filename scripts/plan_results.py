@@ -5,8 +5,9 @@ other perturbations and another fit-site sample) has its own folder ``WORK/seedN
 target-independent measurements (dense signals, single-site measurements) are computed once in
 ``measure`` and shared by every target; each target is its own resumable run folder. ``--plan-only``
 targets are planned and verified without baselines or closed loop (more budgets for the predicted-vs-measured
-check). Order: the first seed's targets, its ``--plan-only`` targets, then the other seeds' targets; the closed
-loop (``--set closed_loop=true``) runs on the first seed only.
+check). Order: the first seed's targets, its ``--plan-only`` targets, then the other seeds' targets, target by
+target (every seed of the first target before the second target); the closed loop (``--set closed_loop=true``)
+runs on the first seed only.
 The data file is rewritten after every finished target (with provenance, settings and wall time), so a
 run stopped early still leaves the targets it finished. Render the page with scripts/render_results.py.
 
@@ -73,7 +74,7 @@ def main() -> int:
     jobs = [(seeds[0], target, base.baselines) for target in targets]
     jobs += [(seeds[0], target, ()) for target in args.plan_only.split(",") if target]
     later = tuple(v for v in args.later_seed_baselines.split(",") if v) or base.baselines
-    jobs += [(seed, target, later) for seed in seeds[1:] for target in targets]
+    jobs += [(seed, target, later) for target in targets for seed in seeds[1:]]  # a run cut short has all seeds
     started = time.perf_counter()
     results = []
     for seed, target, baselines in jobs:
