@@ -798,7 +798,7 @@ def plan_prediction(applied: list[dict]) -> list[str]:
                 f"{num(worst, 3)}, predicted below measured in {low} of {len(a)}")
 
     planner = [row for row in pairs if row[2] == "plan"]
-    enough = "" if len(planner) >= 10 else f" The issue asks for at least 10 plans; this data has {len(planner)}."
+    enough = "" if len(planner) >= 10 else f" The check wants at least 10 plans; this data has {len(planner)}."
     rows = [[f"`{target}`", str(seed), who, num(r["predicted_delta_loss"]), num(r["measured_delta_loss_calibration"]),
              num(r["predicted_delta_loss"] / r["measured_delta_loss_calibration"], 3)
              if r["measured_delta_loss_calibration"] > 0 else "n/a"] for target, seed, who, r in pairs]
