@@ -45,7 +45,7 @@ from flax import nnx
 
 from rhojax.errors import RhojaxError
 from rhojax.models.config import ModelConfig
-from rhojax.models.params import block_spec, top_spec
+from rhojax.models.params import block_spec, param_at, top_spec
 from rhojax.models.transformer import forward
 
 _LLAMA_BLOCK = {
@@ -172,17 +172,10 @@ class CausalLM(nnx.Module):
                     setattr(node, name, child)
                 node = getattr(node, name)
             variable = LayerFlag if path == "blocks/sliding" else nnx.Param
-            setattr(node, leaf, variable(_leaf(params, path)))
+            setattr(node, leaf, variable(param_at(params, path)))
 
     def __call__(self, tokens: jax.Array, *, return_hidden: bool = False):
         return forward(self.config, to_params(self)[1], tokens, return_hidden=return_hidden)
-
-
-def _leaf(params: dict, path: str):
-    node = params
-    for part in path.split("/"):
-        node = node[part]
-    return node
 
 
 def _param(module: nnx.Module, dotted: str) -> nnx.Variable:

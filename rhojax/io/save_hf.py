@@ -18,7 +18,7 @@ from rhojax.errors import RhojaxError
 from rhojax.io.hf import _LLAMA_NAMES, _LLAMA_TOP
 from rhojax.io.tokenizer import Tokenizer
 from rhojax.models.config import ModelConfig
-from rhojax.models.params import block_spec, top_spec
+from rhojax.models.params import block_spec, param_at, top_spec
 
 _ARCHITECTURES = {
     "llama": "LlamaForCausalLM",
@@ -90,15 +90,9 @@ def hf_tensors(config: ModelConfig, params: dict) -> dict[str, np.ndarray]:
         arr = np.asarray(a)
         return np.ascontiguousarray(arr.T if transpose else arr)
 
-    def leaf(path: str):
-        node = params
-        for part in path.split("/"):
-            node = node[part]
-        return node
-
-    tensors = {_LLAMA_TOP[path]: host(leaf(path), path.endswith("/w")) for path in top_spec(config)}
+    tensors = {_LLAMA_TOP[path]: host(param_at(params, path), path.endswith("/w")) for path in top_spec(config)}
     for path in block_spec(config):
-        stacked = leaf(f"blocks/{path}")
+        stacked = param_at(params, f"blocks/{path}")
         for layer in range(config.num_layers):
             tensors[f"model.layers.{layer}.{_LLAMA_NAMES[path]}"] = host(stacked[layer], path.endswith("/w"))
     return tensors

@@ -61,6 +61,14 @@ def top_spec(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return spec
 
 
+def param_at(params: dict, path: str):
+    """The leaf of ``params`` at the spec path ``path`` (``"blocks/q/w"``, ``"embed/w"``)."""
+    node = params
+    for part in path.split("/"):
+        node = node[part]
+    return node
+
+
 def _set(tree: dict, path: str, value) -> None:
     *parents, leaf = path.split("/")
     for p in parents:

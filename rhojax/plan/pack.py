@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from pathlib import Path
 
 import ml_dtypes
@@ -55,8 +54,9 @@ from safetensors.numpy import load_file, save_file
 from rhojax.depth.prune import kept_layers
 from rhojax.errors import LoadError, RhojaxError
 from rhojax.io.atomic import atomic_folder
+from rhojax.io.safetensors_file import SafetensorsFile
 from rhojax.models.config import ModelConfig
-from rhojax.models.params import assemble_params, block_spec, top_spec
+from rhojax.models.params import assemble_params, block_spec, param_at, top_spec
 from rhojax.plan.actions import Action, Plan
 
 FORMAT = "rhojax-packed"
@@ -202,10 +202,10 @@ def packed_tensors(config: ModelConfig, params: dict, plan: Plan) -> dict[str, n
     """Every tensor of the packed file (module docstring) of the planned ``(config, params)``."""
     original = config.replace(num_layers=config.num_layers + len(plan.removed))
     kept = kept_layers(original.num_layers, plan.removed)
-    tensors = {_name(path): np.asarray(_leaf(params, path), np.float32) for path in top_spec(config)}
+    tensors = {_name(path): np.asarray(param_at(params, path), np.float32) for path in top_spec(config)}
     matrices = {f"{kind}/w": kind for kind in config.site_kinds}
     for path in block_spec(config):
-        stacked = np.asarray(_leaf(params, f"blocks/{path}"))
+        stacked = np.asarray(param_at(params, f"blocks/{path}"))
         if stacked.shape[0] != config.num_layers:
             raise RhojaxError(f"params blocks/{path} has {stacked.shape[0]} layers, the planned config "
                               f"{config.num_layers}: pass apply_plan's output (removed blocks deleted)")
@@ -217,13 +217,6 @@ def packed_tensors(config: ModelConfig, params: dict, plan: Plan) -> dict[str, n
             else:
                 tensors[_name(path, layer)] = stacked[i].astype(np.float32)
     return tensors
-
-
-def _leaf(params: dict, path: str):
-    node = params
-    for part in path.split("/"):
-        node = node[part]
-    return node
 
 
 def save_packed(config: ModelConfig, params: dict, plan: Plan, folder: str | Path, *, tokenizer=None) -> Path:
@@ -303,7 +296,5 @@ def load_packed(folder: str | Path) -> tuple[ModelConfig, dict]:
 def packed_bytes(folder: str | Path) -> int:
     """Payload bytes of the block-matrix pieces in ``folder/packed.safetensors`` (from its header, nothing
     else read): the stored counterpart of ``Plan.cost(config).bytes``."""
-    with open(Path(folder) / TENSORS, "rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(size))
-    return sum(e["data_offsets"][1] - e["data_offsets"][0] for k, e in header.items() if _is_piece(k))
+    tensors = SafetensorsFile(Path(folder) / TENSORS)  # header checked; tensors mapped, not read
+    return sum(int(tensors[name].nbytes) for name in tensors.names() if _is_piece(name))

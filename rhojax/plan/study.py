@@ -368,7 +368,9 @@ class PlanStudy:
         c = self.config
 
         def compute():
-            ref = reference or dense_reference(c, self.params, self.calibration, batch_size=self.s.batch_size)
+            ref = reference
+            if ref is None:
+                ref = dense_reference(c, self.params, self.calibration, batch_size=self.s.batch_size)
             out = []
             with self.progress.stage("block removals end to end", c.num_layers) as update:
                 for layer in range(c.num_layers):
