@@ -7,7 +7,9 @@ target-independent measurements (dense signals, single-site measurements) are co
 targets are planned and verified without baselines or closed loop (more budgets for the predicted-vs-measured
 check). Order: the first seed's targets, its ``--plan-only`` targets, then the other seeds' targets, target by
 target (every seed of the first target before the second target); the closed loop (``--set closed_loop=true``)
-runs on the first seed only.
+runs on the first seed only. ``--tasks`` then scores zero-shot accuracy on the first seed's targets for the
+dense model, the plan and that target's best baseline (folders ``TARGET_tasks``: their perplexities are
+evaluated again, the single-site measurements are reused).
 The data file is rewritten after every finished target (with provenance, settings and wall time), so a
 run stopped early still leaves the targets it finished. Render the page with scripts/render_results.py.
 
@@ -49,6 +51,9 @@ def main() -> int:
     parser.add_argument("--later-seed-baselines", default="", help="Baselines of the seeds after the first, "
                         "comma-separated (default: the same as the first seed's); the seed intervals are then "
                         "over these baselines only.")
+    parser.add_argument("--tasks", default="", help="Zero-shot tasks scored last on the first seed's targets "
+                        "(dense, plan, best baseline), comma-separated, e.g. arc_easy,piqa.")
+    parser.add_argument("--task-limit", type=int, default=200, help="First N items of each task.")
     parser.add_argument("--note", default="CPU run on a shared 2-core machine while other jobs ran",
                         help="How the machine was used during the run (written into the data file).")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -76,23 +81,43 @@ def main() -> int:
     later = tuple(v for v in args.later_seed_baselines.split(",") if v) or base.baselines
     jobs += [(seed, target, later) for target in targets for seed in seeds[1:]]  # a run cut short has all seeds
     started = time.perf_counter()
-    results = []
+    results, zero_shot = [], []
+
+    def study(settings: PlanSettings, folder: str) -> tuple[dict, float]:
+        work = args.work / f"seed{settings.seed}"
+        measurements = RunFolder.open(work / "measure", {"model": model.spec, **measurement_settings(settings)})
+        t0 = time.perf_counter()
+        summary = run_plan_study(model, open_run(work / folder, model, settings), settings, progress=progress(),
+                                 measurements=measurements)
+        return summary, time.perf_counter() - t0
+
+    def save(what: str) -> None:
+        write_json(args.data, {
+            "model": model.spec, "provenance": provenance(), "settings": dataclasses.asdict(base), "seeds": seeds,
+            "note": args.note, "load_average": os.getloadavg(), "wall_seconds": time.perf_counter() - started,
+            "targets": results, **({"zero_shot": zero_shot} if zero_shot else {}),
+        })
+        print(f"finished {what}: wrote {args.data}", flush=True)
+
     for seed, target, baselines in jobs:
         settings = dataclasses.replace(base, target=target, seed=seed, calib_seed=seed, baselines=baselines,
                                        closed_loop=base.closed_loop and bool(baselines) and seed == seeds[0])
-        work = args.work / f"seed{seed}"
-        measurements = RunFolder.open(work / "measure", {"model": model.spec, **measurement_settings(settings)})
-        run = open_run(work / (target if baselines else f"{target}_plan_only"), model, settings)
-        t0 = time.perf_counter()
-        summary = run_plan_study(model, run, settings, progress=progress(), measurements=measurements)
-        results.append({"target": target, "calib_seed": seed, "plan_only": not baselines,
-                        "wall_seconds": time.perf_counter() - t0, **summary})
-        write_json(args.data, {
-            "model": model.spec, "provenance": provenance(), "settings": dataclasses.asdict(base), "seeds": seeds,
-            "note": args.note,
-            "load_average": os.getloadavg(), "wall_seconds": time.perf_counter() - started, "targets": results,
-        })
-        print(f"finished {target} (seed {seed}): wrote {args.data}", flush=True)
+        summary, seconds = study(settings, target if baselines else f"{target}_plan_only")
+        results.append({"target": target, "calib_seed": seed, "plan_only": not baselines, "wall_seconds": seconds,
+                        **summary})
+        save(f"{target} (seed {seed})")
+    tasks = tuple(v for v in args.tasks.split(",") if v)
+    for t in (r for r in results if tasks and r["calib_seed"] == seeds[0] and "best_baseline" in r):
+        settings = dataclasses.replace(base, target=t["target"], seed=seeds[0], calib_seed=seeds[0],
+                                       baselines=(t["best_baseline"],), closed_loop=False, tasks=tasks,
+                                       task_limit=args.task_limit)
+        summary, seconds = study(settings, f"{t['target']}_tasks")
+        zero_shot.append({"target": t["target"], "calib_seed": seeds[0], "tasks": list(tasks),
+                          "task_limit": args.task_limit, "wall_seconds": seconds,
+                          "rows": [{"name": name, **{k: r[k] for k in ("perplexity", "tasks", "mean_acc")}}
+                                   for name, r in (("dense", summary["dense"]), ("plan", summary["plan"]),
+                                                   *((b["name"], b) for b in summary["baselines"]))]})
+        save(f"zero-shot tasks at {t['target']}")
     return 0
 
 

@@ -735,6 +735,14 @@ def mean_interval(values: Sequence[float]) -> str:
     return f"{num(float(v.mean()))} [{num(float(v.mean() - half))}, {num(float(v.mean() + half))}]"
 
 
+def over_seeds(values: Sequence[float], seeds: int) -> str:
+    """:func:`mean_interval` of ``values``, saying "(k of n seeds)" when some of the ``seeds`` did not run."""
+    if len(values) == seeds:
+        return mean_interval(values)
+    shown = num(values[0]) if len(values) == 1 else mean_interval(values)
+    return f"{shown} ({len(values)} of {seeds} seeds)"
+
+
 def plan_seed_summary(targets: list[dict]) -> list[str]:
     """Per target: the plan and each baseline over calibration seeds, and plan vs best baseline per seed."""
     lines = []
@@ -750,10 +758,9 @@ def plan_seed_summary(targets: list[dict]) -> list[str]:
             if any("skipped" in r for r in ran):
                 rows.append([f"`{name}`", "not run: " + ran[0].get("skipped", "in some seeds"), "", ""])
                 continue
-            some = "" if len(ran) == len(rs) else f" ({len(ran)} of {len(rs)} seeds)"
             rows.append([("**plan**" if name == "plan" else f"`{name}`"),
-                         mean_interval([r["perplexity"] for r in ran]) + some,
-                         mean_interval([r["ratio"] for r in ran]) + some,
+                         over_seeds([r["perplexity"] for r in ran], len(rs)),
+                         over_seeds([r["ratio"] for r in ran], len(rs)),
                          ", ".join("not run" if r is None else num(r["perplexity"]) for r in rs)])
         gains = [1.0 - t["plan_vs_best_baseline"] for t in runs if "plan_vs_best_baseline" in t]
         best = ", ".join(f"`{t['best_baseline']}`" for t in runs if "best_baseline" in t)
@@ -811,6 +818,42 @@ def plan_prediction(applied: list[dict]) -> list[str]:
                       "predicted / measured"], rows), ""]
 
 
+def paired_accuracy_difference(a: Sequence[int], b: Sequence[int]) -> tuple[float, float, float]:
+    """Mean of ``a - b`` over the same items (0/1 correctness) with a normal 95% interval."""
+    import numpy as np
+
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    half = 1.96 * d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else 0.0
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+
+def plan_zero_shot(runs: list[dict]) -> list[str]:
+    """Zero-shot accuracy of the dense model, the plan and the best baseline per target, with the plan's
+    paired accuracy difference to the baseline on the same items."""
+    tasks = runs[0]["tasks"]
+    rows, notes = [], []
+    for z in runs:
+        named = {r["name"]: r for r in z["rows"]}
+        for r in z["rows"]:
+            who = "**plan**" if r["name"] == "plan" else r["name"] if r["name"] == "dense" else f"`{r['name']}`"
+            rows.append([f"`{z['target']}`", who, num(r["perplexity"]),
+                         *(f"{100 * r['tasks'][k]['acc']:.1f} +- {100 * r['tasks'][k]['acc_stderr']:.1f}"
+                           for k in tasks), f"{100 * r['mean_acc']:.1f}"])
+        base = next(r for r in z["rows"] if r["name"] not in ("dense", "plan"))
+        parts = []
+        for k in tasks:
+            mean, lo, hi = paired_accuracy_difference(named["plan"]["tasks"][k]["correct"], base["tasks"][k]["correct"])
+            noise = ", within the noise" if lo <= 0 <= hi else ""
+            parts.append(f"{k} {100 * mean:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]{noise}")
+        notes.append(f"- `{z['target']}`: plan minus `{base['name']}` on the same items: {'; '.join(parts)}.")
+    items = ", ".join(f"{k} {runs[0]['rows'][0]['tasks'][k]['items']}" for k in tasks)
+    return ["### Zero-shot accuracy", "",
+            f"Calibration seed {runs[0]['calib_seed']}; the dense model, the plan and each target's best baseline "
+            f"(by perplexity); accuracy in percent +- its standard error, on the first items of each task ({items}).",
+            "", md_table(["target", "model", "perplexity", *(f"{k} acc" for k in tasks), "mean acc"], rows), "",
+            *notes, ""]
+
+
 def plan_page(data: dict[str, dict]) -> str:
     """docs/results/plan.md from every ``plan_<model>`` data file."""
     lines = ["# Budgeted compression plans (`rhojax plan`)", "", HEADER, "",
@@ -838,6 +881,8 @@ def plan_page(data: dict[str, dict]) -> str:
         applied = [t for t in d["targets"] if "measured_delta_loss" in t["plan"]]
         if applied:
             lines += plan_prediction(applied)
+        if d.get("zero_shot"):
+            lines += plan_zero_shot(d["zero_shot"])
         lines += ["### Every run", ""]
         for t in compared:
             lines += plan_target(t)

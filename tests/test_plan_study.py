@@ -54,7 +54,9 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
     assert Plan.from_dict(p).cost(model.config).params <= 0.5 * dense_model_cost(model.config).params
     # verification: perplexities with intervals, the baselines at the same budget (RTN cannot save params)
     assert p["perplexity_ci"][0] <= p["perplexity"] <= p["perplexity_ci"][1]
-    assert p["tasks"]["arc_easy"]["items"] == 4 and 0 <= p["mean_acc"] <= 1 and "mean_acc" in data["dense"]
+    arc = p["tasks"]["arc_easy"]
+    assert arc["items"] == 4 and 0 <= p["mean_acc"] <= 1 and "mean_acc" in data["dense"]
+    assert len(arc["correct"]) == 4 and sum(arc["correct"]) / 4 == pytest.approx(arc["acc"])  # paired per item
     names = {r["name"]: r for r in data["baselines"]}
     assert "skipped" in names["uniform_rtn"] and len(names["bi_removal"]["removed_layers"]) == 2  # (4 - 2) / 4
     removal = [curve.loss(table[(t, "block", "remove")]) for t in names["bi_removal"]["removed_layers"]]

@@ -44,3 +44,24 @@ def test_the_docs_do_not_point_outside_the_repository():
     for path in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]:
         text = path.read_text()
         assert not any(o in text for o in outside), path
+
+
+def test_plan_zero_shot_pairs_the_plan_with_its_baseline_item_by_item():
+    r = _renderer()
+    # differences 1, 0, 0, -1: mean 0, sample sd sqrt(2/3), half-width 1.96 * sqrt(2/3) / 2
+    mean, lo, hi = r.paired_accuracy_difference([1, 1, 0, 0], [0, 1, 0, 1])
+    assert mean == 0 and abs(hi - 1.96 * (2 / 3) ** 0.5 / 2) < 1e-12 and lo == -hi
+
+    def row(name, correct):
+        acc = sum(correct) / len(correct)
+        return {"name": name, "perplexity": 10.0, "mean_acc": acc,
+                "tasks": {"piqa": {"acc": acc, "acc_stderr": 0.1, "items": len(correct), "correct": correct}}}
+
+    runs = [{"target": "params=0.5", "calib_seed": 0, "tasks": ["piqa"],
+             "rows": [row("dense", [1] * 8), row("plan", [1] * 8), row("uniform_sparsegpt", [0] * 8)]}]
+    text = "\n".join(r.plan_zero_shot(runs))
+    assert "plan minus `uniform_sparsegpt` on the same items: piqa +100.0 points [+100.0, +100.0]." in text
+    runs[0]["rows"][2] = row("uniform_sparsegpt", [1, 0] * 4)
+    assert "within the noise" not in "\n".join(r.plan_zero_shot(runs))  # +50 points over 8 items, sd 0.53
+    runs[0]["rows"][2] = row("uniform_sparsegpt", [1] * 7 + [0])
+    assert "within the noise" in "\n".join(r.plan_zero_shot(runs))

@@ -383,14 +383,16 @@ class PlanStudy:
         return self.measurements.part("removals_end_to_end", compute)
 
     def score(self, config, params) -> dict:
-        """Per-window NLL on the evaluation windows, the calibration NLL, and the zero-shot tasks if any."""
+        """Per-window NLL on the evaluation windows, the calibration NLL, and the zero-shot tasks if any (accuracy,
+        its standard error and each item's 0/1 correctness, for paired comparisons)."""
         s = self.s
         calibration = window_nll_sums(config, params, self.calibration, batch_size=s.batch_size)
         out = {"window_nll": window_nll_sums(config, params, self.evaluation, batch_size=s.batch_size).tolist(),
                "calibration_nll": float(calibration.sum())}
         if s.tasks:
             results = evaluate(config, params, self.model.tokenizer, list(s.tasks), limit=s.task_limit)
-            out["tasks"] = {name: {"acc": r.acc, "acc_stderr": r.acc_stderr, "items": r.items}
+            out["tasks"] = {name: {"acc": r.acc, "acc_stderr": r.acc_stderr, "items": r.items,
+                                   "correct": [int(i.pred == i.gold) for i in r.predictions]}
                             for name, r in results.items()}
             out["mean_acc"] = float(np.mean([r.acc for r in results.values()]))
         return out
