@@ -584,7 +584,7 @@ def budgets(data: dict[str, dict]) -> str:
 
     rows = []
     for name, b in BUDGETS.items():
-        measured = data.get(f"analyze_smollm2-135m_{name}")
+        measured = previous = data.get(f"analyze_smollm2-135m_{name}")
         same = measured is not None and (without_execution(measured["settings"])
                                          == without_execution(as_settings(dataclasses.asdict(b))))
         if not same:
@@ -604,12 +604,15 @@ def budgets(data: dict[str, dict]) -> str:
                 f"{len(b.depth.criteria)} criteria, {len(b.depth.schedules)} schedules at "
                 f"{','.join(f'{x:.0%}' for x in b.depth.sparsities)}, {num(b.depth.tokens)} tokens; structure "
                 f"{num(b.structure.tokens)} tokens; plan {b.plan.target} ({'+'.join(b.plan.methods)}, "
-                f"{len(b.plan.baselines)} baselines, {num(b.plan.tokens)} tokens)")
+                f"{len(b.plan.baselines)} baseline{'s' if len(b.plan.baselines) != 1 else ''}, "
+                f"{num(b.plan.tokens)} tokens)")
         rows.append([f"`{name}`", what, time])
         if name == "quick":
             goal = QUICK_GOAL_MINUTES
             if measured is None:
-                verdict = "it has not been measured with the settings it has now"
+                verdict = "it has not been measured with the settings it has now" + (
+                    "" if previous is None else f" (the last measured run, with other settings, took "
+                    f"{num(previous['timings']['total_seconds'] / 60, 3)} min)")
             else:
                 minutes = measured["timings"]["total_seconds"] / 60
                 verdict = (f"the measured run took {num(minutes, 3)} min, "
@@ -890,10 +893,38 @@ def plan_page(data: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def quick_grids(data: dict[str, dict]) -> str:
+    """docs/plan.md: the quick budget's plan against uniform Wanda on three grids (scripts/quick_plan_grids.py)."""
+    d = data.get("quick_plan_grids")
+    if d is None:
+        return "No data yet: run `scripts/quick_plan_grids.py`."
+    what = {"wide_with_removal": "Wanda 30/50/70% and block removal (the first `quick`)",
+            "wide": "Wanda 30/50/70%, no removal", "narrow": "Wanda 40/50/60%, no removal (`quick` now)"}
+    rows = []
+    for g in d["grids"]:
+        p, removed = g["plan"], g["plan"]["removed_layers"]
+        ci = g["plan_vs_best_baseline_ci"]
+        ratio = p["perplexity"] / g["uniform_wanda"]["perplexity"]
+        rows.append([what.get(g["grid"], g["grid"]),
+                     f"{num(p['perplexity'])} {interval(p['perplexity_ci'])}"
+                     + (f", removes block(s) {removed}" if removed else ""),
+                     f"{num(g['uniform_wanda']['perplexity'])}", f"x{num(ratio)} {interval(ci)}"
+                     + (" within the noise" if ci[0] <= 1 <= ci[1] else "")
+                     + ("" if g["best_baseline"] == "uniform_wanda" else f" (best baseline: `{g['best_baseline']}`)")])
+    tokens = d["settings"][d["grids"][0]["grid"]]["tokens"]
+    return "\n".join([
+        f"`{d['model']}`, target `{d['target']}`, {num(tokens)} evaluation tokens{comparison_note(tokens)}; the "
+        "ratio is the plan's perplexity over the best baseline's (uniform Wanda in every row) with its paired 95% "
+        "interval.", "",
+        md_table(["quick grid", "plan perplexity (95%)", "uniform Wanda", "plan / best baseline (paired 95%)"], rows),
+        "", source_note(d, "quick_plan_grids")])
+
+
 #: Regions of hand-written files that are rendered from data: file -> {region name: renderer}.
 REGIONS: dict[str, dict[str, Callable[[dict[str, dict]], str]]] = {
     "README.md": {"budgets": budgets},
     "docs/performance.md": {**_performance_renderers(), "streaming": layer_streaming},
+    "docs/plan.md": {"quick_grids": quick_grids},
 }
 
 
