@@ -65,3 +65,12 @@ def test_plan_zero_shot_pairs_the_plan_with_its_baseline_item_by_item():
     assert "within the noise" not in "\n".join(r.plan_zero_shot(runs))  # +50 points over 8 items, sd 0.53
     runs[0]["rows"][2] = row("uniform_sparsegpt", [1] * 7 + [0])
     assert "within the noise" in "\n".join(r.plan_zero_shot(runs))
+
+
+def test_proxy_by_depth_gives_each_third_its_median_measured_over_predicted():
+    # curve dL = 2 d^1; sites at layers 0, 1 (first third of 6), 2, 3, 4, 5; measured = (3, 3, 1, 1, 0.5, 0.5) x predicted
+    run = {"target": "params=0.5", "layers": 6, "loss_curve": {"kappa": 2.0, "p": 1.0},
+           "loss_curve_fit": {"layer": [0, 1, 2, 3, 4, 5], "propagated_drift": [0.1, 0.2, 0.1, 0.2, 0.1, 0.2],
+                              "delta_loss": [0.6, 1.2, 0.2, 0.4, 0.1, 0.2]}}
+    text = "\n".join(_renderer().proxy_by_depth(run))
+    assert "| 0-1 | 2 | 3 |" in text and "| 2-3 | 2 | 1 |" in text and "| 4-5 | 2 | 0.5 |" in text
