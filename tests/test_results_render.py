@@ -68,7 +68,7 @@ def test_plan_zero_shot_pairs_the_plan_with_its_baseline_item_by_item():
 
 
 def test_proxy_by_depth_gives_each_third_its_median_measured_over_predicted():
-    # curve dL = 2 d^1; sites at layers 0, 1 (first third of 6), 2, 3, 4, 5; measured = (3, 3, 1, 1, 0.5, 0.5) x predicted
+    # curve dL = 2 d; sites at layers 0-5 (thirds of 6 layers); measured = (3, 3, 1, 1, 0.5, 0.5) x predicted
     run = {"target": "params=0.5", "layers": 6, "loss_curve": {"kappa": 2.0, "p": 1.0},
            "loss_curve_fit": {"layer": [0, 1, 2, 3, 4, 5], "propagated_drift": [0.1, 0.2, 0.1, 0.2, 0.1, 0.2],
                               "delta_loss": [0.6, 1.2, 0.2, 0.4, 0.1, 0.2]}}
