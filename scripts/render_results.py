@@ -826,10 +826,12 @@ def proxy_by_depth(t: dict) -> list[str]:
     run, per third of the layers (a ratio that drifts with depth means the profile's amplification is off)."""
     import numpy as np
 
-    fit, curve, layers = t["loss_curve_fit"], t["loss_curve"], t["layers"]
+    from rhojax.plan.cost_model import LossCurve
+
+    fit, layers = t["loss_curve_fit"], t["layers"]
     layer = np.asarray(fit["layer"])
     measured = np.asarray(fit["delta_loss"], np.float64)
-    predicted = curve["kappa"] * np.asarray(fit["propagated_drift"], np.float64) ** curve["p"]
+    predicted = LossCurve(**t["loss_curve"]).loss(fit["propagated_drift"])
     rows = []
     for lo, hi in ((0, layers // 3), (layers // 3, 2 * layers // 3), (2 * layers // 3, layers)):
         keep = (layer >= lo) & (layer < hi) & (measured > 0) & (predicted > 0)
@@ -847,9 +849,10 @@ def paired_accuracy_difference(a: Sequence[int], b: Sequence[int]) -> tuple[floa
     """Mean of ``a - b`` over the same items (0/1 correctness) with a normal 95% interval."""
     import numpy as np
 
-    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-    half = 1.96 * d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else 0.0
-    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+    from rhojax.eval.tasks import mean_stderr
+
+    mean, stderr = mean_stderr(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+    return mean, mean - 1.96 * stderr, mean + 1.96 * stderr
 
 
 def plan_zero_shot(runs: list[dict]) -> list[str]:
@@ -927,8 +930,7 @@ def quick_grids(data: dict[str, dict]) -> str:
     rows = []
     for g in d["grids"]:
         p, removed = g["plan"], g["plan"]["removed_layers"]
-        ci = g["plan_vs_best_baseline_ci"]
-        ratio = p["perplexity"] / g["uniform_wanda"]["perplexity"]
+        ratio, ci = g["plan_vs_best_baseline"], g["plan_vs_best_baseline_ci"]
         rows.append([what.get(g["grid"], g["grid"]),
                      f"{num(p['perplexity'])} {interval(p['perplexity_ci'])}"
                      + (f", removes block(s) {removed}" if removed else ""),
