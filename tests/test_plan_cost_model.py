@@ -17,6 +17,7 @@ from rhojax.plan.cost_model import (
     LossCurve,
     effective_drift,
     fit_loss_curve,
+    fit_propagation,
     interpolate_level,
     predict,
     propagated_drift,
@@ -38,6 +39,31 @@ def test_fit_recovers_a_planted_power_law_and_clips_the_exponent():
     with pytest.raises(RhojaxError, match="loss curve needs"):
         fit_loss_curve(d, -d)
     np.testing.assert_allclose(curve.drift(curve.loss(d)), d)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.3, 1.0, 1.6])
+def test_fit_propagation_recovers_a_planted_depth_exponent(gamma):
+    """Sites with local errors and amplifications drawn independently, their loss increases planted as
+    ``0.4 * (eps * A^gamma)^1.8`` times log-normal noise: the fit recovers gamma and p."""
+    rng = np.random.default_rng(0)
+    eps, amp = np.exp(rng.uniform(-5, -1, 60)), np.exp(rng.uniform(-3, 2, 60))
+    noise = np.exp(rng.normal(0, 0.2, 60))
+    curve = fit_propagation(eps, amp, 0.4 * (eps * amp**gamma) ** 1.8 * noise)
+    assert curve.gamma == pytest.approx(gamma, abs=0.05)
+    assert curve.p == pytest.approx(1.8, abs=0.1)
+    exact = fit_propagation(eps, amp, 0.4 * (eps * amp**gamma) ** 1.8)
+    assert (exact.gamma, exact.p, exact.kappa) == pytest.approx((gamma, 1.8, 0.4), abs=1e-6)
+    # the drift the curve is applied to carries the fitted exponent
+    rho = np.array([0.5, 2.0, 0.8])
+    np.testing.assert_allclose(propagated_drift(np.array([0.1, 0.1]), np.array([0, 2]), rho, gamma),
+                               [0.1 * (2.0 * 0.8) ** gamma, 0.1])
+
+
+def test_fit_propagation_keeps_the_profile_when_depth_cannot_be_told_apart():
+    eps = np.array([0.01, 0.03, 0.1, 0.3])
+    one_amplification = fit_propagation(eps, np.full(4, 2.0), 0.7 * (2.0 * eps) ** 2)
+    assert one_amplification.gamma == 1.0 and one_amplification.p == pytest.approx(2.0)
+    assert fit_propagation(eps[:2], np.array([1.0, 3.0]), eps[:2] ** 2).gamma == 1.0  # two sites: too few
 
 
 def test_combination_rule_adds_the_single_site_increases():

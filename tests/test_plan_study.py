@@ -130,6 +130,11 @@ def test_bad_targets_are_one_line_errors(target, message):
         PlanSettings(target=target)
 
 
+def test_unknown_amplification_is_a_one_line_error():
+    with pytest.raises(RhojaxError, match="amplification 'none': choose one of fitted, profile"):
+        PlanSettings(amplification="none")
+
+
 def test_infeasible_target_names_the_fix(tiny_folder, tmp_path):  # noqa: F811
     config = load_model(str(tiny_folder)).config
     settings = PlanSettings(target="flops=0.6", nm=False, rank_fractions=(), removal=False)
@@ -162,4 +167,8 @@ def test_every_removal_is_measured_end_to_end_and_kept_out_of_the_loss_curve_fit
         assert measured["delta_loss"] == pytest.approx(expected, rel=1e-3, abs=1e-5)
     # the loss curve is fitted on the random sample only; every removal is known end to end besides
     assert len(summary["loss_curve_fit"]["delta_loss"]) == summary["fit_sites"] == 3
+    fit, rho = summary["loss_curve_fit"], np.asarray(summary["rho"])
+    amplification = np.array([np.prod(rho[t + 1:]) for t in fit["layer"]])  # A_{t+1}, restated
+    np.testing.assert_allclose(fit["propagated_drift"],
+                               np.asarray(fit["local_error"]) * amplification ** summary["loss_curve"]["gamma"])
     assert summary["end_to_end"] >= model.config.num_layers

@@ -7,8 +7,9 @@ Steps (each a part of a :class:`~rhojax.runs.RunFolder`, so a killed run resumes
 2. every candidate ``(site, action)`` measured alone (:mod:`rhojax.plan.measure`): its local error, and its
    loss increase end to end (all of them with ``delta_source="measured"``, a seeded sample of ``fit_sites``
    with ``"propagated"``);
-3. the loss curve fitted and each candidate's effective drift formed (:mod:`rhojax.plan.cost_model`),
-   sparsities that were not measured interpolated in level;
+3. the loss curve fitted (with the depth exponent ``gamma`` of the amplification, ``amplification="fitted"``)
+   and each candidate's effective drift formed (:mod:`rhojax.plan.cost_model`), sparsities that were not
+   measured interpolated in level;
 4. the plan of least predicted loss increase within the budget (:mod:`rhojax.plan.optimize`);
 5. with ``apply``: the plan and every baseline (:mod:`rhojax.plan.baselines`) built with sequential
    calibration and evaluated on the evaluation split of ``text`` (perplexity with a 95% bootstrap interval,
@@ -30,6 +31,7 @@ import jax
 import numpy as np
 
 from rhojax.allocation.metrics import layer_alphas, outlier_ratios
+from rhojax.allocation.schedules import output_amplification
 from rhojax.compress import calibration_stats
 from rhojax.depth.influence import block_influence
 from rhojax.depth.scores import layer_rho, rho_of
@@ -54,6 +56,7 @@ from rhojax.plan.cost_model import (
     correction_factors,
     effective_drift,
     fit_loss_curve,
+    fit_propagation,
     interpolate_level,
     layer_marginals,
     predict,
@@ -68,6 +71,7 @@ from rhojax.sensitivity.sweep import dense_reference
 from rhojax.settings import TextSettings, setting
 
 DELTA_SOURCES: tuple[str, ...] = ("measured", "propagated")
+AMPLIFICATIONS: tuple[str, ...] = ("fitted", "profile")
 
 
 def parse_target(target: str) -> tuple[str, float]:
@@ -105,6 +109,8 @@ class PlanSettings(TextSettings):
     delta_source: str = setting("measured", "measured: every candidate's loss increase measured end to end; "
                                 "propagated: local errors carried by rho, fit-sites of them measured end to end.")
     fit_sites: int = setting(64, "Candidates measured end to end for the loss curve (delta-source propagated).")
+    amplification: str = setting("fitted", "How the profile carries a local error to the output: fitted "
+                                 "(eps * A^gamma, gamma fitted on the end-to-end sites) or profile (gamma = 1).")
     calib_tokens: int = setting(2048, "Measurement tokens of calib-text: the local errors, the end-to-end loss "
                                 "increases, the profile and the calibration loss of a plan.")
     stats_tokens: int = setting(8192, "Statistics tokens of calib-text, other windows than the measurement ones: "
@@ -134,6 +140,7 @@ class PlanSettings(TextSettings):
         if self.tasks:
             parse_task_names(list(self.tasks))
         for name, value, choices in (("delta_source", self.delta_source, DELTA_SOURCES),
+                                     ("amplification", self.amplification, AMPLIFICATIONS),
                                      ("schedule", self.schedule, baseline_plans.RHOJAX_SCHEDULES)):
             if value not in choices:
                 raise RhojaxError(f"{name} {value!r}: choose one of {', '.join(choices)}")
@@ -190,6 +197,17 @@ def check_feasible(config, grid: ActionGrid, target: str) -> None:
                           "(sparsities, ranks, bits) or allow removal")
 
 
+def loss_curve(fitted: list[dict], rho: np.ndarray, amplification: str) -> LossCurve:
+    """The loss curve of the sites measured end to end (``fitted`` records): ``gamma`` fitted with it
+    (:func:`~rhojax.plan.cost_model.fit_propagation`) or, for ``"profile"``, 1."""
+    local = np.array([r["local_error"] for r in fitted])
+    layers = np.array([r["layer"] for r in fitted], np.int64)
+    delta = np.array([r["delta_loss"] for r in fitted])
+    if amplification == "profile":
+        return fit_loss_curve(propagated_drift(local, layers, rho), delta)
+    return fit_propagation(local, output_amplification(rho)[layers], delta)
+
+
 def drift_table(config, grid: ActionGrid, records: list[dict], curve: LossCurve, rho: np.ndarray,
                 measured_sparsities: tuple[float, ...]) -> dict[tuple[int, str, str], float]:
     """Effective drift of every candidate ``(layer, kind, action name)``; unmeasured sparsities interpolated
@@ -197,7 +215,7 @@ def drift_table(config, grid: ActionGrid, records: list[dict], curve: LossCurve,
     layers = np.array([r["layer"] for r in records])
     local = np.array([r["local_error"] for r in records])
     delta = np.array([np.nan if r["delta_loss"] is None else r["delta_loss"] for r in records])
-    drift = effective_drift(curve, propagated_drift(local, layers, rho), delta)
+    drift = effective_drift(curve, propagated_drift(local, layers, rho, curve.gamma), delta)
     table = {(r["layer"], r["kind"], r["action"]): float(d) for r, d in zip(records, drift, strict=True)}
     for layer, kind in config.sites:
         for a in grid.site_actions(config.site_shape(kind)):
@@ -484,8 +502,9 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
     rho = study.signal("rho")
     records = study.measure()
     fitted = [r for r in records if r["delta_loss"] is not None and r.get("fit", True)]
-    prop = propagated_drift(np.array([r["local_error"] for r in fitted]), np.array([r["layer"] for r in fitted]), rho)
-    curve = fit_loss_curve(prop, np.array([r["delta_loss"] for r in fitted]))
+    curve = loss_curve(fitted, rho, s.amplification)
+    prop = propagated_drift(np.array([r["local_error"] for r in fitted]), np.array([r["layer"] for r in fitted]), rho,
+                            curve.gamma)
     table = drift_table(config, grid, records, curve, rho, tuple(s.measured_sparsities))
     budget = fraction * dense_model_cost(config).get(unit)
     plan = choose_plan(config, grid, table, curve, unit, budget, s.bins)
@@ -496,6 +515,7 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
         "end_to_end": sum(r["delta_loss"] is not None for r in records), "fit_sites": len(fitted),
         "calibration_tokens": int(study.calibration.size),
         "loss_curve_fit": {"propagated_drift": prop.tolist(), "delta_loss": [r["delta_loss"] for r in fitted],
+                           "local_error": [r["local_error"] for r in fitted],
                            "layer": [r["layer"] for r in fitted]},
         "plan": {**describe_plan(config, plan), "predicted_delta_loss": predicted,
                  "predicted_ratio": float(np.exp(predicted))},
