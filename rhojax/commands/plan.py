@@ -32,11 +32,11 @@ def plan(
     loaded = load_model(model, dtype=dtype)
     run = open_run(out, loaded, settings)
     summary = save_summary(run, "plan.json", loaded, run_plan_study(loaded, run, settings, progress=progress()))
-    p = summary["plan"]
+    p, curve = summary["plan"], summary["loss_curve"]
     used = p["budget_used"][summary["unit"]]
     console.print(f"plan at {settings.target}: {len(p['removed_layers'])} blocks removed, {used:.3f} of the "
                   f"{summary['unit']} used, predicted loss increase {p['predicted_delta_loss']:.4f} nats/token "
-                  f"(loss curve p {summary['loss_curve']['p']:.2f}, depth exponent {summary['loss_curve']['gamma']:.2f})")
+                  f"(loss curve p {curve['p']:.2f}, depth exponent {curve['gamma']:.2f})")
     if settings.apply:
         console.print(f"measured: perplexity {p['perplexity']:.3f} (dense {summary['dense']['perplexity']:.3f}, "
                       f"ratio {p['ratio']:.3f}, 95% [{p['ratio_ci'][0]:.3f}, {p['ratio_ci'][1]:.3f}])")
