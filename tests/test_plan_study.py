@@ -57,6 +57,12 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
     arc = p["tasks"]["arc_easy"]
     assert arc["items"] == 4 and 0 <= p["mean_acc"] <= 1 and "mean_acc" in data["dense"]
     assert len(arc["correct"]) == 4 and sum(arc["correct"]) / 4 == pytest.approx(arc["acc"])  # paired per item
+    # the same-run comparison with the plan chosen with gamma = 1 (the profile as is)
+    profile = data["profile_plan"]
+    assert profile["loss_curve"]["gamma"] == 1.0
+    if not profile["same_plan"]:
+        assert profile["fitted_vs_profile"] == pytest.approx(p["perplexity"] / profile["perplexity"], rel=1e-9)
+        assert profile["budget_used"]["params"] <= 0.5
     names = {r["name"]: r for r in data["baselines"]}
     assert "skipped" in names["uniform_rtn"] and len(names["bi_removal"]["removed_layers"]) == 2  # (4 - 2) / 4
     removal = [curve.loss(table[(t, "block", "remove")]) for t in names["bi_removal"]["removed_layers"]]

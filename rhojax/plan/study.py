@@ -548,10 +548,34 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
                 np.asarray(raw["plan"]["window_nll"], np.float64), np.asarray(raw[best["name"]]["window_nll"],
                                                                               np.float64),
                 study.evaluation.shape[1] - 1, boots=s.boots, seed=s.seed))
+    if s.apply and s.amplification == "fitted":
+        summary["profile_plan"] = profile_comparison(study, records, rho, unit, budget, plan, raw["plan"], dense)
     if s.apply and s.closed_loop:
         summary["closed_loop"] = closed_loop(study, plan, table, curve, unit, budget, summary["plan"], dense)
     summary["seconds_this_run"] = time.perf_counter() - started
     return summary
+
+
+def profile_comparison(study: PlanStudy, records: list[dict], rho: np.ndarray, unit: str, budget: float,
+                       plan: Plan, evaluated: dict, dense: dict) -> dict:
+    """The plan the cost model chooses with ``gamma = 1`` (the profile as is), evaluated against the fitted plan:
+    did fitting the depth exponent help? Perplexity ratio fitted / profile with its paired interval."""
+    s, config = study.s, study.config
+    curve = loss_curve([r for r in records if r["delta_loss"] is not None and r.get("fit", True)], rho, "profile")
+    table = drift_table(config, s.grid(), records, curve, rho, tuple(s.measured_sparsities))
+    other = choose_plan(config, s.grid(), table, curve, unit, budget, s.bins)
+    out = {"loss_curve": curve.to_dict(), "same_plan": other == plan}
+    if other == plan:
+        return out
+    row = study.evaluate("plan", other)
+    nll, ref = (np.asarray(r["window_nll"], np.float64) for r in (evaluated, row))
+    lo, hi = ratio_ci(nll, ref, study.evaluation.shape[1] - 1, boots=s.boots, seed=s.seed)
+    described = describe_plan(config, other)
+    described.pop("sites")
+    return {**out, **described, **study.scored(row, dense),
+            "predicted_delta_loss": predict(curve, plan_drifts(config, other, table)),
+            "fitted_vs_profile": float(np.exp((nll.sum() - ref.sum()) / (nll.size * (study.evaluation.shape[1] - 1)))),
+            "fitted_vs_profile_ci": [lo, hi]}
 
 
 def closed_loop(study: PlanStudy, plan: Plan, table: dict, curve: LossCurve, unit: str, budget: float,
