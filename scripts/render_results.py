@@ -841,10 +841,36 @@ def proxy_by_depth(t: dict) -> list[str]:
                      num(float(np.median(measured[keep] / predicted[keep]))) if keep.any() else "n/a"])
     return ["### The proxy by depth", "",
             f"Fit sites of `{t['target']}`, calibration seed {t.get('calib_seed', 0)} (single matrices measured end "
-            "to end against the fitted curve applied to their propagated drift). A median near 1 in every third "
-            "means the profile carries errors to the output at the right rate; a ratio that falls with depth means "
-            "it shrinks early errors too much, and the optimizer then spends the budget on early layers.", "",
+            "to end against the fitted curve applied to their propagated drift `eps * A^gamma`). A median near 1 in "
+            "every third means the amplification carries errors to the output at the right rate; a ratio that "
+            "falls with depth means it shrinks early errors too much, and the optimizer then spends the budget on "
+            "early layers.", "",
             md_table(["layers", "fit sites", "median measured / predicted"], rows), ""]
+
+
+def plan_depth_exponent(targets: list[dict]) -> list[str]:
+    """Per run: the fitted depth exponent gamma and the fitted plan against the plan chosen with gamma = 1."""
+    rows = []
+    for t in targets:
+        c = t.get("profile_plan")
+        if c is None:
+            continue
+        if c["same_plan"]:
+            versus = "the same plan"
+        else:
+            ci = c["fitted_vs_profile_ci"]
+            versus = (f"{num(c['perplexity'])}: fitted x{num(c['fitted_vs_profile'])} {interval(ci)}"
+                      + (", within the noise" if ci[0] <= 1 <= ci[1] else ""))
+        rows.append([f"`{t['target']}`", str(t.get("calib_seed", 0)), num(t["loss_curve"]["gamma"], 3),
+                     num(t["plan"]["perplexity"]), versus])
+    if not rows:
+        return []
+    return ["### The depth exponent", "",
+            "The plan with `gamma` fitted on the end-to-end sites against the plan the same measurements give with "
+            "`gamma = 1` (the profile's amplification as is), both evaluated in the run; the ratio is fitted / "
+            "profile perplexity with its paired 95% interval.", "",
+            md_table(["target", "seed", "fitted gamma", "plan perplexity (fitted)",
+                      "plan with gamma = 1: perplexity, fitted / profile (paired 95%)"], rows), ""]
 
 
 def paired_accuracy_difference(a: Sequence[int], b: Sequence[int]) -> tuple[float, float, float]:
@@ -911,6 +937,7 @@ def plan_page(data: dict[str, dict]) -> str:
         applied = [t for t in d["targets"] if "measured_delta_loss" in t["plan"]]
         if applied:
             lines += plan_prediction(applied)
+        lines += plan_depth_exponent(compared)
         if compared and "loss_curve_fit" in compared[0]:
             lines += proxy_by_depth(compared[0])
         if d.get("zero_shot"):
