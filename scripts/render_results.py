@@ -859,18 +859,21 @@ def plan_depth_exponent(targets: list[dict]) -> list[str]:
             versus = "the same plan"
         else:
             ci = c["fitted_vs_profile_ci"]
-            versus = (f"{num(c['perplexity'])}: fitted x{num(c['fitted_vs_profile'])} {interval(ci)}"
+            versus = (f"{num(c['perplexity'])}: x{num(c['fitted_vs_profile'])} {interval(ci)}"
                       + (", within the noise" if ci[0] <= 1 <= ci[1] else ""))
-        rows.append([f"`{t['target']}`", str(t.get("calib_seed", 0)), num(t["loss_curve"]["gamma"], 3),
-                     num(t["plan"]["perplexity"]), versus])
+        test = t.get("depth_exponent", {})
+        rows.append([f"`{t['target']}`", str(t.get("calib_seed", 0)), f"`{t['settings'].get('amplification')}`",
+                     num(test["best_gamma"], 3) if test else "", num(test["p_value"], 2) if test else "",
+                     num(t["loss_curve"]["gamma"], 3), num(t["plan"]["perplexity"]), versus])
     if not rows:
         return []
     return ["### The depth exponent", "",
-            "The plan with `gamma` fitted on the end-to-end sites against the plan the same measurements give with "
-            "`gamma = 1` (the profile's amplification as is), both evaluated in the run; the ratio is fitted / "
-            "profile perplexity with its paired 95% interval.", "",
-            md_table(["target", "seed", "fitted gamma", "plan perplexity (fitted)",
-                      "plan with gamma = 1: perplexity, fitted / profile (paired 95%)"], rows), ""]
+            "The fitted `gamma` with the F-test's p-value against `gamma = 1`, the `gamma` the plan used (the "
+            "setting `amplification`: `tested` uses the fitted value where p < 0.05), and the plan against the "
+            "plan the same measurements give with `gamma = 1` (the profile's amplification as is), both "
+            "evaluated in the run; the ratio is plan / profile plan perplexity with its paired 95% interval.", "",
+            md_table(["target", "seed", "amplification", "fitted gamma", "p (gamma = 1)", "gamma used",
+                      "plan perplexity", "plan with gamma = 1: perplexity, plan / it (paired 95%)"], rows), ""]
 
 
 def paired_accuracy_difference(a: Sequence[int], b: Sequence[int]) -> tuple[float, float, float]:

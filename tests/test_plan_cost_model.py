@@ -16,6 +16,7 @@ from rhojax.plan.actions import REMOVE, Plan, apply_plan, prune, rtn
 from rhojax.plan.cost_model import (
     LossCurve,
     effective_drift,
+    fit_depth_exponent,
     fit_loss_curve,
     fit_propagation,
     interpolate_level,
@@ -42,28 +43,53 @@ def test_fit_recovers_a_planted_power_law_and_clips_the_exponent():
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.3, 1.0, 1.6])
-def test_fit_propagation_recovers_a_planted_depth_exponent(gamma):
+def test_fit_depth_exponent_recovers_a_planted_exponent(gamma):
     """Sites with local errors and amplifications drawn independently, their loss increases planted as
     ``0.4 * (eps * A^gamma)^1.8`` times log-normal noise: the fit recovers gamma and p."""
     rng = np.random.default_rng(0)
     eps, amp = np.exp(rng.uniform(-5, -1, 60)), np.exp(rng.uniform(-3, 2, 60))
     noise = np.exp(rng.normal(0, 0.2, 60))
-    curve = fit_propagation(eps, amp, 0.4 * (eps * amp**gamma) ** 1.8 * noise)
-    assert curve.gamma == pytest.approx(gamma, abs=0.05)
-    assert curve.p == pytest.approx(1.8, abs=0.1)
-    exact = fit_propagation(eps, amp, 0.4 * (eps * amp**gamma) ** 1.8)
+    fit = fit_depth_exponent(eps, amp, 0.4 * (eps * amp**gamma) ** 1.8 * noise)
+    assert fit.best.gamma == pytest.approx(gamma, abs=0.05) and fit.best.p == pytest.approx(1.8, abs=0.1)
+    assert fit.profile.gamma == 1.0 and fit.sites == 60
+    # gamma = 1 is rejected exactly when the planted exponent is not 1
+    assert (fit.p_value < 0.05) == (gamma != 1.0)
+    assert fit_propagation(eps, amp, 0.4 * (eps * amp**gamma) ** 1.8 * noise).gamma == (
+        fit.best.gamma if gamma != 1.0 else 1.0)
+    exact = fit_depth_exponent(eps, amp, 0.4 * (eps * amp**gamma) ** 1.8).best
     assert (exact.gamma, exact.p, exact.kappa) == pytest.approx((gamma, 1.8, 0.4), abs=1e-6)
-    # the drift the curve is applied to carries the fitted exponent
+    # the drift the curve is applied to carries the exponent
     rho = np.array([0.5, 2.0, 0.8])
     np.testing.assert_allclose(propagated_drift(np.array([0.1, 0.1]), np.array([0, 2]), rho, gamma),
                                [0.1 * (2.0 * 0.8) ** gamma, 0.1])
 
 
+def test_depth_exponent_f_test_against_an_independent_regression():
+    """The p-value restated: ordinary least squares of ``log dL`` on ``(1, log eps, log A)`` against the fit on
+    ``(1, log eps + log A)``, F-test with (1, n - 3) degrees of freedom (scipy)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    eps, amp = np.exp(rng.uniform(-5, -1, 25)), np.exp(rng.uniform(-2, 2, 25))
+    dl = 0.5 * (eps * amp**0.8) ** 2.0 * np.exp(rng.normal(0, 0.5, 25))
+    y, x, a = np.log(dl), np.log(eps), np.log(amp)
+    full = np.c_[np.ones(25), x, a]
+    rss_full = np.sum((y - full @ np.linalg.lstsq(full, y, rcond=None)[0]) ** 2)
+    one = np.c_[np.ones(25), x + a]
+    rss_one = np.sum((y - one @ np.linalg.lstsq(one, y, rcond=None)[0]) ** 2)
+    expected = stats.f.sf((rss_one - rss_full) / (rss_full / 22), 1, 22)
+    fit = fit_depth_exponent(eps, amp, dl)
+    assert 1.0 <= fit.best.p <= 4.0 and 1.0 <= fit.profile.p <= 4.0  # no clipping in this draw
+    assert fit.p_value == pytest.approx(expected, rel=0.05, abs=1e-3)  # gamma on a 0.01 grid
+
+
 def test_fit_propagation_keeps_the_profile_when_depth_cannot_be_told_apart():
     eps = np.array([0.01, 0.03, 0.1, 0.3])
-    one_amplification = fit_propagation(eps, np.full(4, 2.0), 0.7 * (2.0 * eps) ** 2)
-    assert one_amplification.gamma == 1.0 and one_amplification.p == pytest.approx(2.0)
-    assert fit_propagation(eps[:2], np.array([1.0, 3.0]), eps[:2] ** 2).gamma == 1.0  # two sites: too few
+    one_amplification = fit_depth_exponent(eps, np.full(4, 2.0), 0.7 * (2.0 * eps) ** 2)
+    assert one_amplification.p_value == 1.0 and one_amplification.best.gamma == 1.0
+    assert fit_propagation(eps, np.full(4, 2.0), 0.7 * (2.0 * eps) ** 2).p == pytest.approx(2.0)
+    few = fit_depth_exponent(eps[:3], np.array([1.0, 3.0, 0.2]), eps[:3] ** 2)  # three sites: too few to test
+    assert few.p_value == 1.0 and fit_propagation(eps[:3], np.array([1.0, 3.0, 0.2]), eps[:3] ** 2).gamma == 1.0
 
 
 def test_combination_rule_adds_the_single_site_increases():

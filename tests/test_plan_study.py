@@ -58,8 +58,11 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
     assert arc["items"] == 4 and 0 <= p["mean_acc"] <= 1 and "mean_acc" in data["dense"]
     assert len(arc["correct"]) == 4 and sum(arc["correct"]) / 4 == pytest.approx(arc["acc"])  # paired per item
     # the same-run comparison with the plan chosen with gamma = 1 (the profile as is)
-    profile = data["profile_plan"]
-    assert profile["loss_curve"]["gamma"] == 1.0
+    profile, depth = data["profile_plan"], data["depth_exponent"]
+    assert profile["loss_curve"]["gamma"] == 1.0 and 0.0 <= depth["p_value"] <= 1.0
+    # the default (tested) keeps gamma = 1 unless the sites reject it, and then plans as the profile does
+    assert data["loss_curve"]["gamma"] == (depth["best_gamma"] if depth["p_value"] < 0.05 else 1.0)
+    assert profile["same_plan"] or depth["p_value"] < 0.05
     if not profile["same_plan"]:
         assert profile["fitted_vs_profile"] == pytest.approx(p["perplexity"] / profile["perplexity"], rel=1e-9)
         assert profile["budget_used"]["params"] <= 0.5
@@ -137,7 +140,7 @@ def test_bad_targets_are_one_line_errors(target, message):
 
 
 def test_unknown_amplification_is_a_one_line_error():
-    with pytest.raises(RhojaxError, match="amplification 'none': choose one of fitted, profile"):
+    with pytest.raises(RhojaxError, match="amplification 'none': choose one of tested, fitted, profile"):
         PlanSettings(amplification="none")
 
 

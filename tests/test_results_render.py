@@ -78,10 +78,11 @@ def test_proxy_by_depth_gives_each_third_its_median_measured_over_predicted():
 
 def test_depth_exponent_table_says_when_the_fitted_plan_is_within_the_noise():
     run = {"target": "params=0.5", "calib_seed": 1, "loss_curve": {"gamma": 0.04}, "plan": {"perplexity": 60.0},
+           "settings": {"amplification": "tested"}, "depth_exponent": {"best_gamma": 0.04, "p_value": 1e-5},
            "profile_plan": {"same_plan": False, "perplexity": 80.0, "fitted_vs_profile": 0.75,
                             "fitted_vs_profile_ci": [0.7, 0.8]}}
     text = "\n".join(_renderer().plan_depth_exponent([run]))
-    assert "| `params=0.5` | 1 | 0.04 | 60 | 80: fitted x0.75 [0.7, 0.8] |" in text
+    assert "| `params=0.5` | 1 | `tested` | 0.04 | 1e-05 | 0.04 | 60 | 80: x0.75 [0.7, 0.8] |" in text
     run["profile_plan"]["fitted_vs_profile_ci"] = [0.9, 1.1]
     assert "within the noise" in "\n".join(_renderer().plan_depth_exponent([run]))
     run["profile_plan"] = {"same_plan": True}

@@ -50,6 +50,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from scipy import stats
 
 from rhojax.allocation.schedules import output_amplification
 from rhojax.errors import RhojaxError
@@ -98,26 +99,57 @@ def fit_loss_curve(drift: np.ndarray, delta_loss: np.ndarray) -> LossCurve:
     return LossCurve(float(np.exp(np.mean(y - p * x))), p)
 
 
-def fit_propagation(local_error: np.ndarray, amplification: np.ndarray, delta_loss: np.ndarray) -> LossCurve:
-    """The loss curve with the depth exponent fitted: ``log dL = log kappa + p log eps + p gamma log A``.
+@dataclasses.dataclass(frozen=True)
+class DepthExponentFit:
+    """The loss curve with ``gamma`` at its best fit and at 1, and the F-test between them.
+
+    ``p_value``: of ``F = (RSS_1 - RSS_best) / (RSS_best / (n - 3))`` under ``F(1, n - 3)``, the evidence that the
+    end-to-end sites reject ``gamma = 1`` (``RSS``: squared log residuals over the ``n`` usable sites); 1.0 when
+    ``gamma`` cannot be told apart (fewer than four usable sites, or all of them at one amplification)."""
+
+    best: LossCurve
+    profile: LossCurve
+    p_value: float
+    sites: int
+
+    def chosen(self, alpha: float = 0.05) -> LossCurve:
+        """The best fit where the sites reject ``gamma = 1`` at level ``alpha``, else the profile as is."""
+        return self.best if self.p_value < alpha else self.profile
+
+    def to_dict(self) -> dict:
+        return {"best_gamma": self.best.gamma, "p_value": self.p_value, "sites": self.sites}
+
+
+def fit_depth_exponent(local_error: np.ndarray, amplification: np.ndarray, delta_loss: np.ndarray) -> DepthExponentFit:
+    """Fit ``log dL = log kappa + p log eps + p gamma log A`` and test it against ``gamma = 1``.
 
     ``local_error``, ``amplification`` (each site's ``A_{t+1}``) and ``delta_loss``: one value per site measured
     end to end. ``gamma`` minimises the squared log residual over :data:`GAMMA_GRID`, each candidate with its own
-    :func:`fit_loss_curve` (``p`` clipped as there). ``gamma = 1`` when it cannot be told apart: fewer than three
-    usable sites, or all of them at one amplification."""
+    :func:`fit_loss_curve` (``p`` clipped as there)."""
     eps, amp = np.asarray(local_error, np.float64), np.asarray(amplification, np.float64)
     dl = np.asarray(delta_loss, np.float64)
     keep = (eps > 0) & (amp > 0) & (dl > 0) & np.isfinite(eps) & np.isfinite(amp) & np.isfinite(dl)
-    if keep.sum() < 3 or np.ptp(np.log(amp[keep])) < 1e-9:
-        return fit_loss_curve(eps * amp, dl)
+    profile = fit_loss_curve(eps * amp, dl)
+    n = int(keep.sum())
+    if n < 4 or np.ptp(np.log(amp[keep])) < 1e-9:
+        return DepthExponentFit(profile, profile, 1.0, n)
     x, a, y = np.log(eps[keep]), np.log(amp[keep]), np.log(dl[keep])
 
     def residual(gamma: float) -> tuple[float, LossCurve]:
-        curve = fit_loss_curve(np.exp(x + gamma * a), np.exp(y))
+        curve = dataclasses.replace(fit_loss_curve(np.exp(x + gamma * a), np.exp(y)), gamma=float(gamma))
         return float(np.sum((y - np.log(curve.kappa) - curve.p * (x + gamma * a)) ** 2)), curve
 
-    best = min((residual(g) + (float(g),) for g in GAMMA_GRID), key=lambda r: r[0])
-    return dataclasses.replace(best[1], gamma=best[2])
+    rss_best, best = min((residual(g) for g in GAMMA_GRID), key=lambda r: r[0])
+    rss_one = residual(1.0)[0]
+    f = (rss_one - rss_best) / max(rss_best / (n - 3), 1e-300)
+    return DepthExponentFit(best, profile, float(stats.f.sf(max(f, 0.0), 1, n - 3)), n)
+
+
+def fit_propagation(local_error: np.ndarray, amplification: np.ndarray, delta_loss: np.ndarray,
+                    alpha: float = 0.05) -> LossCurve:
+    """The loss curve with the depth exponent fitted where the end-to-end sites reject ``gamma = 1`` at level
+    ``alpha`` (:func:`fit_depth_exponent`), else with ``gamma = 1``."""
+    return fit_depth_exponent(local_error, amplification, delta_loss).chosen(alpha)
 
 
 def propagated_drift(local_error: np.ndarray, layers: np.ndarray, rho: np.ndarray, gamma: float = 1.0) -> np.ndarray:

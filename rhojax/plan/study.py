@@ -7,7 +7,7 @@ Steps (each a part of a :class:`~rhojax.runs.RunFolder`, so a killed run resumes
 2. every candidate ``(site, action)`` measured alone (:mod:`rhojax.plan.measure`): its local error, and its
    loss increase end to end (all of them with ``delta_source="measured"``, a seeded sample of ``fit_sites``
    with ``"propagated"``);
-3. the loss curve fitted (with the depth exponent ``gamma`` of the amplification, ``amplification="fitted"``)
+3. the loss curve fitted (with the depth exponent ``gamma`` of the amplification where the sites call for it)
    and each candidate's effective drift formed (:mod:`rhojax.plan.cost_model`), sparsities that were not
    measured interpolated in level;
 4. the plan of least predicted loss increase within the budget (:mod:`rhojax.plan.optimize`);
@@ -52,11 +52,11 @@ from rhojax.plan.actions import (
     remove_planned,
 )
 from rhojax.plan.cost_model import (
+    DepthExponentFit,
     LossCurve,
     correction_factors,
     effective_drift,
-    fit_loss_curve,
-    fit_propagation,
+    fit_depth_exponent,
     interpolate_level,
     layer_marginals,
     predict,
@@ -71,7 +71,7 @@ from rhojax.sensitivity.sweep import dense_reference
 from rhojax.settings import TextSettings, setting
 
 DELTA_SOURCES: tuple[str, ...] = ("measured", "propagated")
-AMPLIFICATIONS: tuple[str, ...] = ("fitted", "profile")
+AMPLIFICATIONS: tuple[str, ...] = ("tested", "fitted", "profile")
 
 
 def parse_target(target: str) -> tuple[str, float]:
@@ -109,8 +109,9 @@ class PlanSettings(TextSettings):
     delta_source: str = setting("measured", "measured: every candidate's loss increase measured end to end; "
                                 "propagated: local errors carried by rho, fit-sites of them measured end to end.")
     fit_sites: int = setting(64, "Candidates measured end to end for the loss curve (delta-source propagated).")
-    amplification: str = setting("fitted", "How the profile carries a local error to the output: fitted "
-                                 "(eps * A^gamma, gamma fitted on the end-to-end sites) or profile (gamma = 1).")
+    amplification: str = setting("tested", "How the profile carries a local error to the output, eps * A^gamma: "
+                                 "tested (gamma fitted on the end-to-end sites where they reject gamma = 1 at the "
+                                 "5% level, else 1), fitted (always fitted) or profile (gamma = 1).")
     calib_tokens: int = setting(2048, "Measurement tokens of calib-text: the local errors, the end-to-end loss "
                                 "increases, the profile and the calibration loss of a plan.")
     stats_tokens: int = setting(8192, "Statistics tokens of calib-text, other windows than the measurement ones: "
@@ -197,15 +198,17 @@ def check_feasible(config, grid: ActionGrid, target: str) -> None:
                           "(sparsities, ranks, bits) or allow removal")
 
 
-def loss_curve(fitted: list[dict], rho: np.ndarray, amplification: str) -> LossCurve:
-    """The loss curve of the sites measured end to end (``fitted`` records): ``gamma`` fitted with it
-    (:func:`~rhojax.plan.cost_model.fit_propagation`) or, for ``"profile"``, 1."""
-    local = np.array([r["local_error"] for r in fitted])
+def depth_fit(fitted: list[dict], rho: np.ndarray) -> DepthExponentFit:
+    """The loss curve of the sites measured end to end (``fitted`` records), with ``gamma`` fitted and at 1
+    (:func:`~rhojax.plan.cost_model.fit_depth_exponent`)."""
     layers = np.array([r["layer"] for r in fitted], np.int64)
-    delta = np.array([r["delta_loss"] for r in fitted])
-    if amplification == "profile":
-        return fit_loss_curve(propagated_drift(local, layers, rho), delta)
-    return fit_propagation(local, output_amplification(rho)[layers], delta)
+    return fit_depth_exponent(np.array([r["local_error"] for r in fitted]), output_amplification(rho)[layers],
+                              np.array([r["delta_loss"] for r in fitted]))
+
+
+def chosen_curve(fit: DepthExponentFit, amplification: str) -> LossCurve:
+    """The curve :attr:`PlanSettings.amplification` asks for."""
+    return {"tested": fit.chosen(), "fitted": fit.best, "profile": fit.profile}[amplification]
 
 
 def drift_table(config, grid: ActionGrid, records: list[dict], curve: LossCurve, rho: np.ndarray,
@@ -502,7 +505,8 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
     rho = study.signal("rho")
     records = study.measure()
     fitted = [r for r in records if r["delta_loss"] is not None and r.get("fit", True)]
-    curve = loss_curve(fitted, rho, s.amplification)
+    fit = depth_fit(fitted, rho)
+    curve = chosen_curve(fit, s.amplification)
     prop = propagated_drift(np.array([r["local_error"] for r in fitted]), np.array([r["layer"] for r in fitted]), rho,
                             curve.gamma)
     table = drift_table(config, grid, records, curve, rho, tuple(s.measured_sparsities))
@@ -511,7 +515,8 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
     predicted = predict(curve, plan_drifts(config, plan, table))
     summary = {
         "settings": dataclasses.asdict(s), "unit": unit, "fraction": fraction, "layers": config.num_layers,
-        "rho": rho.tolist(), "loss_curve": curve.to_dict(), "candidates": len(records),
+        "rho": rho.tolist(), "loss_curve": curve.to_dict(), "depth_exponent": fit.to_dict(),
+        "candidates": len(records),
         "end_to_end": sum(r["delta_loss"] is not None for r in records), "fit_sites": len(fitted),
         "calibration_tokens": int(study.calibration.size),
         "loss_curve_fit": {"propagated_drift": prop.tolist(), "delta_loss": [r["delta_loss"] for r in fitted],
@@ -548,20 +553,20 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
                 np.asarray(raw["plan"]["window_nll"], np.float64), np.asarray(raw[best["name"]]["window_nll"],
                                                                               np.float64),
                 study.evaluation.shape[1] - 1, boots=s.boots, seed=s.seed))
-    if s.apply and s.amplification == "fitted":
-        summary["profile_plan"] = profile_comparison(study, records, rho, unit, budget, plan, raw["plan"], dense)
+    if s.apply and s.amplification != "profile":
+        summary["profile_plan"] = profile_comparison(study, records, fit.profile, rho, unit, budget, plan,
+                                                     raw["plan"], dense)
     if s.apply and s.closed_loop:
         summary["closed_loop"] = closed_loop(study, plan, table, curve, unit, budget, summary["plan"], dense)
     summary["seconds_this_run"] = time.perf_counter() - started
     return summary
 
 
-def profile_comparison(study: PlanStudy, records: list[dict], rho: np.ndarray, unit: str, budget: float,
-                       plan: Plan, evaluated: dict, dense: dict) -> dict:
+def profile_comparison(study: PlanStudy, records: list[dict], curve: LossCurve, rho: np.ndarray, unit: str,
+                       budget: float, plan: Plan, evaluated: dict, dense: dict) -> dict:
     """The plan the cost model chooses with ``gamma = 1`` (the profile as is), evaluated against the fitted plan:
     did fitting the depth exponent help? Perplexity ratio fitted / profile with its paired interval."""
     s, config = study.s, study.config
-    curve = loss_curve([r for r in records if r["delta_loss"] is not None and r.get("fit", True)], rho, "profile")
     table = drift_table(config, s.grid(), records, curve, rho, tuple(s.measured_sparsities))
     other = choose_plan(config, s.grid(), table, curve, unit, budget, s.bins)
     out = {"loss_curve": curve.to_dict(), "same_plan": other == plan}
