@@ -80,7 +80,7 @@ def main() -> int:
     jobs += [(seeds[0], target, ()) for target in args.plan_only.split(",") if target]
     later = tuple(v for v in args.later_seed_baselines.split(",") if v) or base.baselines
     jobs += [(seed, target, later) for target in targets for seed in seeds[1:]]  # a run cut short has all seeds
-    started = time.perf_counter()
+    started, code = time.perf_counter(), provenance()  # the code this run started with, not a later checkout's
     results, zero_shot = [], []
 
     def study(settings: PlanSettings, folder: str) -> tuple[dict, float]:
@@ -93,7 +93,7 @@ def main() -> int:
 
     def save(what: str) -> None:
         write_json(args.data, {
-            "model": model.spec, "provenance": provenance(), "settings": dataclasses.asdict(base), "seeds": seeds,
+            "model": model.spec, "provenance": code, "settings": dataclasses.asdict(base), "seeds": seeds,
             "note": args.note, "load_average": os.getloadavg(), "wall_seconds": time.perf_counter() - started,
             "targets": results, **({"zero_shot": zero_shot} if zero_shot else {}),
         })

@@ -949,6 +949,13 @@ def plan_page(data: dict[str, dict]) -> str:
         for t in compared:
             lines += plan_target(t)
         lines += [source_note(d, name), ""]
+    for name, d in ((n, d) for n, d in data.items() if n.startswith("gamma_fitted_")):
+        lines += [f"## Ablation: always fitting the depth exponent ({d['model']})", "",
+                  "The same measurements and targets planned with `amplification=fitted` (the fitted `gamma` used "
+                  "even where the F-test does not reject `gamma = 1`). Where the fitted value is noise around 1, "
+                  "using it makes the plan worse, which is why the default tests it first.", "",
+                  *plan_depth_exponent([t for t in d["targets"] if not t.get("plan_only")]),
+                  source_note(d, name), ""]
     return "\n".join(lines)
 
 
