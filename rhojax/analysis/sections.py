@@ -100,7 +100,7 @@ _PLAN_ROW = ("removed_layers", "action_counts", "budget_used", "predicted_delta_
 
 def plan_section(s: dict) -> dict:
     return {**_keep(s, "unit", "fraction", "best_baseline", "plan_vs_best_baseline", "plan_vs_best_baseline_ci",
-                    "loss_curve", "candidates", "end_to_end"),
+                    "loss_curve", "depth_exponent", "candidates", "end_to_end"),
             "target": s["settings"]["target"], "plan": _keep(s["plan"], *_PLAN_ROW),
             "dense": _keep(s.get("dense", {}), "perplexity", "perplexity_ci"),
             "baselines": [{"name": r["name"], **_keep(r, *_PLAN_ROW)} for r in s.get("baselines", [])]}
