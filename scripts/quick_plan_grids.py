@@ -45,7 +45,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, required=True)
     args = parser.parse_args()
     model = load_model(args.model)
-    started, rows = time.perf_counter(), []
+    started, rows, code = time.perf_counter(), [], provenance()  # the code the run started with
     for name, settings in GRIDS.items():
         t0 = time.perf_counter()
         s = run_plan_study(model, RunFolder.open(args.work / name, dataclasses.asdict(settings)), settings,
@@ -57,7 +57,7 @@ def main() -> int:
                      "uniform_wanda": {k: uniform[k] for k in ("perplexity", "perplexity_ci")},
                      "best_baseline": s["best_baseline"], "plan_vs_best_baseline": s["plan_vs_best_baseline"],
                      "plan_vs_best_baseline_ci": s["plan_vs_best_baseline_ci"]})
-        write_json(args.data, {"model": model.spec, "provenance": provenance(), "target": settings.target,
+        write_json(args.data, {"model": model.spec, "provenance": code, "target": settings.target,
                                "settings": {g: dataclasses.asdict(v) for g, v in GRIDS.items()},
                                "wall_seconds": time.perf_counter() - started, "grids": rows})
         print(f"finished {name}: wrote {args.data}", flush=True)
