@@ -719,7 +719,7 @@ def plan_target(t: dict) -> list[str]:
               f"{num(p.get('measured_delta_loss'))} on the evaluation split; loss curve kappa "
               f"{num(t['loss_curve']['kappa'])}, p {num(t['loss_curve']['p'], 3)}, depth exponent gamma "
               f"{num(t['loss_curve'].get('gamma', 1.0), 3)}"
-              f"{' (fitted)' if t['settings'].get('amplification') == 'fitted' else ' (the profile as is)'} on "
+              f"{' (the profile as is)' if t['loss_curve'].get('gamma', 1.0) == 1.0 else ' (fitted)'} on "
               f"{t.get('fit_sites', t['end_to_end'])} of {t['candidates']} candidates measured end to end"
               + (f" ({t['end_to_end']} measured end to end with every block removal)."
                  if t["end_to_end"] != t.get("fit_sites", t["end_to_end"]) else ".")]
