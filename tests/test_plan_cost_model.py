@@ -18,7 +18,6 @@ from rhojax.plan.cost_model import (
     effective_drift,
     fit_depth_exponent,
     fit_loss_curve,
-    fit_propagation,
     interpolate_level,
     predict,
     propagated_drift,
@@ -54,7 +53,7 @@ def test_fit_depth_exponent_recovers_a_planted_exponent(gamma):
     assert fit.profile.gamma == 1.0 and fit.sites == 60
     # gamma = 1 is rejected exactly when the planted exponent is not 1
     assert (fit.p_value < 0.05) == (gamma != 1.0)
-    assert fit_propagation(eps, amp, 0.4 * (eps * amp**gamma) ** 1.8 * noise).gamma == (
+    assert fit_depth_exponent(eps, amp, 0.4 * (eps * amp**gamma) ** 1.8 * noise).chosen().gamma == (
         fit.best.gamma if gamma != 1.0 else 1.0)
     exact = fit_depth_exponent(eps, amp, 0.4 * (eps * amp**gamma) ** 1.8).best
     assert (exact.gamma, exact.p, exact.kappa) == pytest.approx((gamma, 1.8, 0.4), abs=1e-6)
@@ -83,13 +82,13 @@ def test_depth_exponent_f_test_against_an_independent_regression():
     assert fit.p_value == pytest.approx(expected, rel=0.05, abs=1e-3)  # gamma on a 0.01 grid
 
 
-def test_fit_propagation_keeps_the_profile_when_depth_cannot_be_told_apart():
+def test_depth_exponent_keeps_the_profile_when_depth_cannot_be_told_apart():
     eps = np.array([0.01, 0.03, 0.1, 0.3])
     one_amplification = fit_depth_exponent(eps, np.full(4, 2.0), 0.7 * (2.0 * eps) ** 2)
     assert one_amplification.p_value == 1.0 and one_amplification.best.gamma == 1.0
-    assert fit_propagation(eps, np.full(4, 2.0), 0.7 * (2.0 * eps) ** 2).p == pytest.approx(2.0)
+    assert fit_depth_exponent(eps, np.full(4, 2.0), 0.7 * (2.0 * eps) ** 2).chosen().p == pytest.approx(2.0)
     few = fit_depth_exponent(eps[:3], np.array([1.0, 3.0, 0.2]), eps[:3] ** 2)  # three sites: too few to test
-    assert few.p_value == 1.0 and fit_propagation(eps[:3], np.array([1.0, 3.0, 0.2]), eps[:3] ** 2).gamma == 1.0
+    assert few.p_value == 1.0 and few.chosen().gamma == 1.0
 
 
 def test_combination_rule_adds_the_single_site_increases():

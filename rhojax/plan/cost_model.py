@@ -16,7 +16,7 @@ error written into ``h_{t+1}`` to the last state with the downstream amplificati
 **Loss curve.** Single sites relate drift to loss by a power law ``dL = kappa * d^p``, fitted by least
 squares in log-log on the sites measured both ways (``p`` clipped to ``[1, 4]``; it tends to 2 for small
 errors, where the loss is quadratic around the dense model). With ``gamma`` fitted too
-(:func:`fit_propagation`) the model is ``log dL = log kappa + p log eps + p gamma log A``: the end-to-end
+(:func:`fit_depth_exponent`) the model is ``log dL = log kappa + p log eps + p gamma log A``: the end-to-end
 sites say how far the profile's amplification holds. On SmolLM2-135M the fit gives ``gamma`` 0.9-1.1 (the
 profile holds); on Qwen2.5-Coder-0.5B, whose aggregate rho is below 1 in every layer, about 0.04: there the
 product of rho says an error at layer 0 reaches the output 25x smaller than one at the last layer, and the
@@ -143,13 +143,6 @@ def fit_depth_exponent(local_error: np.ndarray, amplification: np.ndarray, delta
     rss_one = residual(1.0)[0]
     f = (rss_one - rss_best) / max(rss_best / (n - 3), 1e-300)
     return DepthExponentFit(best, profile, float(stats.f.sf(max(f, 0.0), 1, n - 3)), n)
-
-
-def fit_propagation(local_error: np.ndarray, amplification: np.ndarray, delta_loss: np.ndarray,
-                    alpha: float = 0.05) -> LossCurve:
-    """The loss curve with the depth exponent fitted where the end-to-end sites reject ``gamma = 1`` at level
-    ``alpha`` (:func:`fit_depth_exponent`), else with ``gamma = 1``."""
-    return fit_depth_exponent(local_error, amplification, delta_loss).chosen(alpha)
 
 
 def propagated_drift(local_error: np.ndarray, layers: np.ndarray, rho: np.ndarray, gamma: float = 1.0) -> np.ndarray:

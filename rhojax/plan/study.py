@@ -462,6 +462,14 @@ class PlanStudy:
     def dense(self) -> dict:
         return self.run.part("eval_dense", lambda: self.score(self.config, self.params))
 
+    def paired_ratio(self, row: dict, reference: dict) -> tuple[float, list[float]]:
+        """Perplexity of evaluated ``row`` over that of ``reference`` (same evaluation windows) and its paired 95%
+        interval (windows resampled)."""
+        per_window = self.evaluation.shape[1] - 1
+        nll, ref = np.asarray(row["window_nll"], np.float64), np.asarray(reference["window_nll"], np.float64)
+        lo, hi = ratio_ci(nll, ref, per_window, boots=self.s.boots, seed=self.s.seed)
+        return float(np.exp((nll.sum() - ref.sum()) / (nll.size * per_window))), [lo, hi]
+
     def scored(self, row: dict, dense: dict) -> dict:
         """Perplexity with its 95% interval, ratio to dense with its paired interval, measured loss increases."""
         s, per_window = self.s, self.evaluation.shape[1] - 1
@@ -548,16 +556,13 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
         if done:
             best = min(done, key=lambda r: r["perplexity"])
             summary["best_baseline"] = best["name"]
-            summary["plan_vs_best_baseline"] = summary["plan"]["perplexity"] / best["perplexity"]
-            summary["plan_vs_best_baseline_ci"] = list(ratio_ci(
-                np.asarray(raw["plan"]["window_nll"], np.float64), np.asarray(raw[best["name"]]["window_nll"],
-                                                                              np.float64),
-                study.evaluation.shape[1] - 1, boots=s.boots, seed=s.seed))
+            summary["plan_vs_best_baseline"], summary["plan_vs_best_baseline_ci"] = study.paired_ratio(
+                raw["plan"], raw[best["name"]])
     if s.apply and s.amplification != "profile":
         summary["profile_plan"] = profile_comparison(study, records, fit.profile, rho, unit, budget, plan,
                                                      raw["plan"], dense)
     if s.apply and s.closed_loop:
-        summary["closed_loop"] = closed_loop(study, plan, table, curve, unit, budget, summary["plan"], dense)
+        summary["closed_loop"] = closed_loop(study, plan, table, curve, unit, budget, dense)
     summary["seconds_this_run"] = time.perf_counter() - started
     return summary
 
@@ -573,18 +578,16 @@ def profile_comparison(study: PlanStudy, records: list[dict], curve: LossCurve, 
     if other == plan:
         return out
     row = study.evaluate("plan", other)
-    nll, ref = (np.asarray(r["window_nll"], np.float64) for r in (evaluated, row))
-    lo, hi = ratio_ci(nll, ref, study.evaluation.shape[1] - 1, boots=s.boots, seed=s.seed)
+    ratio, ci = study.paired_ratio(evaluated, row)
     described = describe_plan(config, other)
     described.pop("sites")
     return {**out, **described, **study.scored(row, dense),
             "predicted_delta_loss": predict(curve, plan_drifts(config, other, table)),
-            "fitted_vs_profile": float(np.exp((nll.sum() - ref.sum()) / (nll.size * (study.evaluation.shape[1] - 1)))),
-            "fitted_vs_profile_ci": [lo, hi]}
+            "fitted_vs_profile": ratio, "fitted_vs_profile_ci": ci}
 
 
 def closed_loop(study: PlanStudy, plan: Plan, table: dict, curve: LossCurve, unit: str, budget: float,
-                verified: dict, dense: dict) -> dict:
+                dense: dict) -> dict:
     """Correct the cost model where it erred most on the verified plan, re-plan once, verify the new plan.
 
     The layer contributions measured on the planned model (calibration windows) are set against the predicted
@@ -603,12 +606,9 @@ def closed_loop(study: PlanStudy, plan: Plan, table: dict, curve: LossCurve, uni
     if replan == plan:
         return {**out, "helped": None, "note": "the corrected cost model chose the same plan"}
     row = study.evaluate("replan", replan)
-    scored = study.scored(row, dense)
-    before = np.asarray(study.evaluate("plan", plan)["window_nll"], np.float64)
-    per_window = study.evaluation.shape[1] - 1
-    lo, hi = ratio_ci(np.asarray(row["window_nll"], np.float64), before, per_window, boots=s.boots, seed=s.seed)
-    ratio = scored["perplexity"] / verified["perplexity"]
+    ratio, (lo, hi) = study.paired_ratio(row, study.evaluate("plan", plan))
     return {**out, "replan": {**describe_plan(config, replan),
-                              "predicted_delta_loss": predict(curve, plan_drifts(config, replan, fixed)), **scored},
+                              "predicted_delta_loss": predict(curve, plan_drifts(config, replan, fixed)),
+                              **study.scored(row, dense)},
             "replan_vs_plan": ratio, "replan_vs_plan_ci": [lo, hi], "helped": bool(ratio < 1.0),
             "significant": bool(hi < 1.0 or lo > 1.0)}
