@@ -991,17 +991,22 @@ def plan_page(data: dict[str, dict]) -> str:
 
 
 def quick_grids(data: dict[str, dict]) -> str:
-    """docs/plan.md: the quick budget's plan against uniform Wanda on three grids (scripts/quick_plan_grids.py)."""
+    """docs/plan.md: the quick budget's plan against uniform Wanda on four grids (scripts/quick_plan_grids.py)."""
     d = data.get("quick_plan_grids")
     if d is None:
         return "No data yet: run `scripts/quick_plan_grids.py`."
     what = {"wide_with_removal": "Wanda 30/50/70% and block removal (the first `quick`)",
-            "wide": "Wanda 30/50/70%, no removal", "narrow": "Wanda 40/50/60%, no removal (`quick` now)"}
+            "wide": "Wanda 30/50/70%, no removal",
+            "narrow_tested": "Wanda 40/50/60%, no removal, depth exponent tested",
+            "narrow": "Wanda 40/50/60%, no removal, the profile's amplification (`quick` now)"}
     rows = []
     for g in d["grids"]:
         p, removed = g["plan"], g["plan"]["removed_layers"]
         ratio, ci = g["plan_vs_best_baseline"], g["plan_vs_best_baseline_ci"]
-        rows.append([what.get(g["grid"], g["grid"]),
+        exponent = g.get("depth_exponent")
+        used = (f" (`gamma` {num(exponent['best_gamma'])}, p = {num(exponent['p_value'])}, {exponent['sites']} sites)"
+                if exponent and g["grid"] == "narrow_tested" else "")
+        rows.append([what.get(g["grid"], g["grid"]) + used,
                      f"{num(p['perplexity'])} {interval(p['perplexity_ci'])}"
                      + (f", removes block(s) {removed}" if removed else ""),
                      f"{num(g['uniform_wanda']['perplexity'])}", f"x{num(ratio)} {interval(ci)}"
