@@ -346,12 +346,12 @@ def main(argv=None) -> int:
         except RuntimeError as error:
             raise SystemExit(f"--device {args.device}: this JAX has no {platform} backend ({error}); install the "
                              "jaxlib plugin for it (for NVIDIA GPUs: pip install 'jax[cuda12]')") from None
-    started = time.perf_counter()
+    started, code = time.perf_counter(), provenance()  # the code the run started with
     with device:
         model = load_bench_model(args.model, args.dtype, args.seed)
         bench = Bench(args, model)
         settings = {k: v for k, v in vars(args).items() if k not in ("out",)}
-        data = {"provenance": provenance(), "settings": settings,
+        data = {"provenance": code, "settings": settings,
                 "model": {"name": args.model, "family": model.config.family, "layers": model.config.num_layers,
                           "hidden_size": model.config.hidden_size, "dtype": args.dtype},
                 "torch": None if bench.torch is None else {"version": bench.torch_module.__version__,

@@ -282,7 +282,7 @@ def run_batch(config: BatchConfig, *, progress: Progress = SILENT,
     ``failed`` with its one-line message and the others still run.
     """
     mesh = device_mesh(config.devices, config.model_parallel)
-    rows, failed = [], {}
+    rows, failed, code = [], {}, provenance()  # the code the batch started with
     for i, entry in enumerate(config.models, 1):
         if on_model is not None:
             on_model(i, len(config.models), entry)
@@ -297,7 +297,7 @@ def run_batch(config: BatchConfig, *, progress: Progress = SILENT,
             continue
         rows.append(comparison_row(entry.name, report))
     comparison = {"studies": list(config.studies), "devices": 1 if mesh is None else int(mesh.size),
-                  "models": rows, "failed": failed, "provenance": provenance()}
+                  "models": rows, "failed": failed, "provenance": code}
     write_json(config.out / "comparison.json", comparison)
     markdown = config.out / "comparison.md"
     partial = markdown.with_name(f".{markdown.name}.tmp")

@@ -2,6 +2,8 @@
 
 Recorded in every result file and data file so that a number can be traced and regenerated. Wall
 times are not part of it (they differ between identical runs); studies record them separately.
+The commit is read once per process (cached), and long-running entry points call :func:`provenance`
+when they start, so a run during which commits land is stamped with the code it started with.
 """
 
 from __future__ import annotations

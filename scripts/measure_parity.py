@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     out = args.out or f"docs/results/data/parity_{args.model}.json"
-    started = time.perf_counter()
+    started, code = time.perf_counter(), provenance()  # the code the run started with
     from transformers import AutoModelForCausalLM
 
     model = load_model(args.model)
@@ -70,7 +70,7 @@ def main() -> None:
     ref_nll = nll_sums(ref_windows, windows)
     ppl_ours, ppl_ref = perplexity_from_nll(ours_nll, args.seq_len), perplexity_from_nll(ref_nll, args.seq_len)
     result = {
-        "provenance": provenance(),
+        "provenance": code,
         "settings": {"model": args.model, "windows": args.windows, "seq_len": args.seq_len, "dtype": "float32",
                      "corpus": "wiki evaluation split", "sentence": SENTENCE,
                      "reference": "transformers AutoModelForCausalLM.from_pretrained(gguf_file=...), float32"},

@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--out", default="docs/results/data/reference_perplexity.json")
     args = parser.parse_args()
-    started = time.perf_counter()
+    started, code = time.perf_counter(), provenance()  # the code the run started with
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = load_model(args.model)
@@ -114,7 +114,7 @@ def main() -> None:
                                   cut(encode(path.read_text(encoding="utf-8")), bos, seq_len, file_num), model,
                                   reference_model, seq_len)
     write_json(args.out, {
-        "provenance": provenance(),
+        "provenance": code,
         "settings": {"model": args.model, "tokens": args.tokens, "seq_len": seq_len, "corpus": "wiki evaluation split",
                      "bos_id": bos, "eos_id": eos, "bootstrap": "1000 resamples of windows, seed 0",
                      "user_file": "the evaluation articles that have several paragraphs, joined by a blank line"},

@@ -154,7 +154,7 @@ def main() -> None:
     from rhojax.provenance import provenance
     from rhojax.report.jsonio import write_json
 
-    started = time.perf_counter()
+    started, code = time.perf_counter(), provenance()  # the code the run started with
     runs: dict = {"runtime": measure("runtime", "none", args)}
     for analysis in args.analyses.split(","):
         for mode in ("streamed", "whole"):  # one after the other, never together
@@ -178,7 +178,7 @@ def main() -> None:
             "max_relative_difference": max(differences),
         }
     write_json(Path(args.out), {
-        "provenance": provenance(),
+        "provenance": code,
         "settings": {"model": args.model, "tokens": args.tokens, "seq_len": args.seq_len, "samples": args.samples,
                      "analyses": args.analyses.split(","), "dtype": "float32"},
         "sizes": sizes,

@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--work", default="results/findings")
     parser.add_argument("--collect-only", action="store_true", help="Only (re)write the data file from the folders.")
     args = parser.parse_args()
-    settings = study_settings(args.tokens)
+    settings, code = study_settings(args.tokens), provenance()  # the code the run started with
     work = Path(args.work) / args.model
     if not args.collect_only:
         model = load_model(args.model)
@@ -104,7 +104,7 @@ def main() -> None:
             run = RunFolder.open(work / study, run_identity(model, study_settings_))
             with WallClock(work / study / "walls.json", study):
                 summary = study_run(model, run, study_settings_, progress=LineProgress(sys.stderr))
-            run.write("summary.json", {**summary, "provenance": provenance()})
+            run.write("summary.json", {**summary, "provenance": code})
     out = DATA / f"findings_{args.model}.json"
     write_json(out, collect(args.model, work))
     print(f"wrote {out}", file=sys.stderr)

@@ -105,7 +105,7 @@ def run_analysis(model, out: str | Path, settings: AnalysisSettings, *, budget: 
     """
     from rhojax.report.html import write_html
 
-    job_started = time.perf_counter()
+    job_started, code = time.perf_counter(), provenance()  # the code the job started with
     root = RunFolder.open(out, {**run_identity(model, settings), "budget": budget})
     chosen = check_studies(studies)
     steps = [step for step in STEPS if step.name in chosen]
@@ -127,7 +127,7 @@ def run_analysis(model, out: str | Path, settings: AnalysisSettings, *, budget: 
         "model": describe(model),
         "budget": budget,
         "settings": dataclasses.asdict(settings),
-        "provenance": provenance(),
+        "provenance": code,
         "answer": build_answer(summaries, settings.answer),
         **{name: compact(summaries[study]) for name, (study, compact) in SECTIONS.items() if study in summaries},
         "figures": figures,
