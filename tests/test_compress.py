@@ -134,8 +134,9 @@ def test_wanda_compares_within_rows_not_globally():
 # ----------------------------------------------------------------------------- SparseGPT
 
 
-def sparsegpt_reference(w, hessian, sparsity, block_size, damp=0.01, nm=None):
-    """Float64 NumPy port of the reference SparseGPT loop (Frantar & Alistarh), weights (out, in)."""
+def sparsegpt_reference(w, hessian, sparsity, block_size, damp=0.01, nm=None, per_row=False):
+    """Float64 NumPy port of the reference SparseGPT loop (Frantar & Alistarh), weights (out, in); ``per_row``
+    picks each block's mask within every output channel (row of ``W``) instead of over the block."""
     W = w.T.astype(np.float64).copy()
     H = hessian.astype(np.float64).copy()
     dead = np.diag(H) == 0
@@ -151,7 +152,11 @@ def sparsegpt_reference(w, hessian, sparsity, block_size, damp=0.01, nm=None):
         mask = np.zeros_like(W1, dtype=bool)
         if nm is None:
             saliency = W1**2 / np.diag(Hinv1) ** 2
-            mask.flat[np.argsort(saliency.ravel(), kind="stable")[: round(sparsity * saliency.size)]] = True
+            if per_row:
+                for r in range(rows):
+                    mask[r, np.argsort(saliency[r], kind="stable")[: round(sparsity * saliency.shape[1])]] = True
+            else:
+                mask.flat[np.argsort(saliency.ravel(), kind="stable")[: round(sparsity * saliency.size)]] = True
         for i in range(i2 - i1):
             if nm is not None and i % nm[1] == 0:
                 sal = W1[:, i : i + nm[1]] ** 2 / np.diag(Hinv1)[i : i + nm[1]] ** 2
@@ -168,15 +173,18 @@ def sparsegpt_reference(w, hessian, sparsity, block_size, damp=0.01, nm=None):
     return W.T
 
 
-@pytest.mark.parametrize(("sparsity", "nm", "block_size"), [(0.5, None, 16), (0.3, None, 48), (None, (2, 4), 16)])
-def test_sparsegpt_matches_the_reference_loop(sparsity, nm, block_size):
+@pytest.mark.parametrize(("sparsity", "nm", "block_size", "scope"), [
+    (0.5, None, 16, "matrix"), (0.3, None, 48, "matrix"), (None, (2, 4), 16, "matrix"), (0.5, None, 16, "row"),
+    (0.3, None, 20, "row")])
+def test_sparsegpt_matches_the_reference_loop(sparsity, nm, block_size, scope):
     fan_in, fan_out = 48, 10
     w = gaussian(0, (fan_in, fan_out))
     x = correlated_inputs(1, 200, fan_in)
     x[:, 5] = 0  # a dead input
     h = x.T @ x
-    got = np.asarray(sparsegpt_prune(jnp.asarray(w), jnp.asarray(h), sparsity, block_size=block_size, nm=nm))
-    want = sparsegpt_reference(w, h, sparsity, block_size, nm=nm)
+    got = np.asarray(sparsegpt_prune(jnp.asarray(w), jnp.asarray(h), sparsity, block_size=block_size, nm=nm,
+                                     scope=scope))
+    want = sparsegpt_reference(w, h, sparsity, block_size, nm=nm, per_row=scope == "row")
     np.testing.assert_array_equal(got == 0, want == 0)
     np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-3 * np.abs(want).max())
 
@@ -193,10 +201,14 @@ def test_sparsegpt_exact_sparsity_nm_pattern_and_beats_magnitude():
     kept = (nm.reshape(fan_in // 4, 4, fan_out) != 0).sum(axis=1)
     np.testing.assert_array_equal(kept, np.full((fan_in // 4, fan_out), 2))  # exactly 2 of every 4, no fewer
 
+    rows = np.asarray(sparsegpt_prune(jnp.asarray(w), h, 0.5, block_size=32, scope="row"))
+    np.testing.assert_array_equal((rows == 0).sum(axis=0), np.full(fan_out, fan_in // 2))  # every channel at 50%
+
     def error(p):
         return np.linalg.norm(x @ w - x @ np.asarray(p))
 
     assert error(pruned) < error(magnitude_prune(jnp.asarray(w), 0.5))
+    assert error(rows) < error(magnitude_prune(jnp.asarray(w), 0.5, scope="row"))
 
 
 @FAST

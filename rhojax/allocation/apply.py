@@ -15,14 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rhojax.compress import INPUT_OF, MatrixStats, compress_matrix
+from rhojax.compress import INPUT_OF, NEEDS_HESSIAN, MatrixStats, compress_matrix
 from rhojax.compress.calibration import layer_statistics
 from rhojax.errors import RhojaxError
 from rhojax.models.config import ModelConfig
 from rhojax.models.layerwise import apply_block, embed_tokens
 from rhojax.models.transformer import block_params
 
-WITHIN_LAYER_METHODS: tuple[str, ...] = ("wanda", "sparsegpt")
+WITHIN_LAYER_METHODS: tuple[str, ...] = ("wanda", "sparsegpt", "sparsegpt_row")
 
 
 def _batched(fn, h: list[jax.Array]):
@@ -96,7 +96,7 @@ def prune_with_allocation(
     return compress_sequentially(
         config, params, calibration,
         lambda layer, kind, w, stats: compress_matrix(method, w, float(sparsities[layer]), stats),
-        hessians=method == "sparsegpt", batch_size=batch_size, on_layer=on_layer)
+        hessians=method in NEEDS_HESSIAN, batch_size=batch_size, on_layer=on_layer)
 
 
 def layer_sparsity(config: ModelConfig, params: dict) -> np.ndarray:

@@ -10,6 +10,7 @@ magnitude      smallest ``|W|`` over the matrix               sparsity in [0, 1]
 magnitude_row  smallest ``|W|`` per output channel            sparsity
 wanda          ``|W_ij| ||X_i||`` per output channel          sparsity (needs input_norm)
 sparsegpt      OBS pruning with weight updates                sparsity (needs hessian)
+sparsegpt_row  the same, the mask chosen per output channel   sparsity (needs hessian)
 lowrank        truncated SVD                                  rank (integer)
 lowrank_aware  activation-aware SVD, min ``||X W - X W'||``   rank (needs hessian)
 rtn            symmetric round-to-nearest per channel/group   bits (integer)
@@ -43,12 +44,13 @@ from rhojax.compress.wanda import wanda_prune
 from rhojax.errors import RhojaxError
 
 METHODS: tuple[str, ...] = (
-    "magnitude", "magnitude_row", "wanda", "sparsegpt", "lowrank", "lowrank_aware", "rtn", "rotated_rtn",
+    "magnitude", "magnitude_row", "wanda", "sparsegpt", "sparsegpt_row", "lowrank", "lowrank_aware", "rtn",
+    "rotated_rtn",
 )
-PRUNING_METHODS = ("magnitude", "magnitude_row", "wanda", "sparsegpt")
+PRUNING_METHODS = ("magnitude", "magnitude_row", "wanda", "sparsegpt", "sparsegpt_row")
 #: Methods that need calibration statistics, and which ones.
 NEEDS_INPUT_NORM = ("wanda",)
-NEEDS_HESSIAN = ("sparsegpt", "lowrank_aware")
+NEEDS_HESSIAN = ("sparsegpt", "sparsegpt_row", "lowrank_aware")
 
 
 def _need(value, what: str, method: str):
@@ -81,8 +83,9 @@ def _compress(method, w, level, stats, key, nm, group_size):
         return magnitude_prune(w, level, scope="matrix" if method == "magnitude" else "row", nm=nm)
     if method == "wanda":
         return wanda_prune(w, _need(stats.input_norm, "input norms", method), level, nm=nm)
-    if method == "sparsegpt":
-        return sparsegpt_prune(w, _need(stats.hessian, "a Hessian", method), level, nm=nm)
+    if method in ("sparsegpt", "sparsegpt_row"):
+        return sparsegpt_prune(w, _need(stats.hessian, "a Hessian", method), level, nm=nm,
+                               scope="matrix" if method == "sparsegpt" else "row")
     if method == "lowrank":
         return truncated_svd(w, int(level))
     if method == "lowrank_aware":

@@ -7,6 +7,9 @@ sets ``W_ij = 0`` and spreads its error ``e = W_ij / U_ii`` over the not-yet-pro
 ``W_{kj} -= e * U_ik`` for ``k > i`` (the OBS update). The mask is chosen per block from the
 saliency ``W_ij^2 / U_ii^2``: exactly ``round(sparsity * block_size * out)`` entries of each block
 (whole matrix exact when ``in`` is a multiple of ``block_size``), or per group of ``m`` inputs for N:M.
+With ``scope="row"`` the block's mask is chosen per output channel instead: ``round(sparsity * block_size)``
+inputs of every channel, so every output channel ends at the same sparsity (Wanda's comparison group),
+where the block-wide choice can prune some channels far more than others.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from rhojax.compress.masks import check_nm, check_sparsity, keep_largest, nm_mask
+from rhojax.compress.masks import Scope, check_nm, check_sparsity, keep_largest, nm_mask
 from rhojax.errors import RhojaxError
 
 
@@ -66,15 +69,18 @@ def _block_bounds(fan_in: int, block_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + block_size, fan_in)) for start in range(0, fan_in, block_size)]
 
 
-@functools.partial(jax.jit, static_argnames=("block_size", "damp", "nm"))
-def _sparsegpt(w, hessian, drops, block_size, damp, nm):
-    """``drops[b]``: entries to prune in block ``b`` (traced, so every sparsity shares one program)."""
+@functools.partial(jax.jit, static_argnames=("block_size", "damp", "nm", "per_row"))
+def _sparsegpt(w, hessian, drops, block_size, damp, nm, per_row=False):
+    """``drops[b]``: entries to prune in block ``b``, of each output channel where ``per_row`` (traced, so every
+    sparsity shares one program)."""
     u, dead = damped_inverse_cholesky(hessian, damp)
     wt = jnp.where(dead[None, :], 0.0, w.T.astype(jnp.float32))  # (out, in): inputs on axis 1
     fan_in = wt.shape[1]
     for b, (start, stop) in enumerate(_block_bounds(fan_in, block_size)):
         wb, ub = wt[:, start:stop], u[start:stop, start:stop]
-        if nm is None:
+        if nm is None and per_row:
+            mask = keep_largest(wb**2 / jnp.diag(ub) ** 2, drops[b], axis=1)
+        elif nm is None:
             mask = keep_largest((wb**2 / jnp.diag(ub) ** 2).reshape(-1), drops[b], axis=0).reshape(wb.shape)
         else:
             mask = jnp.ones_like(wb, dtype=bool)
@@ -93,11 +99,15 @@ def sparsegpt_prune(
     block_size: int = 128,
     damp: float = 0.01,
     nm: tuple[int, int] | None = None,
+    scope: Scope = "matrix",
 ) -> jax.Array:
     """Prune ``w`` (in, out) to ``sparsity`` (or N:M) and update the kept weights to preserve ``X W``.
 
-    ``hessian`` is ``X^T X`` (in, in) summed over calibration tokens (any positive scale).
+    ``hessian`` is ``X^T X`` (in, in) summed over calibration tokens (any positive scale). ``scope``: the
+    unstructured mask chosen over each whole block (``matrix``, the paper's) or per output channel (``row``).
     """
+    if scope not in ("matrix", "row"):
+        raise RhojaxError(f"SparseGPT scope {scope!r}: choose matrix or row")
     fan_in = w.shape[0]
     if hessian.shape != (fan_in, fan_in):
         raise RhojaxError(f"SparseGPT Hessian has shape {hessian.shape}; the weight needs {(fan_in, fan_in)}")
@@ -115,5 +125,7 @@ def sparsegpt_prune(
     drops = None
     if sparsity is not None:
         bounds = _block_bounds(fan_in, block_size)
-        drops = jnp.asarray([round(sparsity * (stop - start) * w.shape[1]) for start, stop in bounds], jnp.int32)
-    return _sparsegpt(w, hessian, drops, block_size, damp, None if nm is None else tuple(nm))
+        per_block = 1 if scope == "row" else w.shape[1]
+        drops = jnp.asarray([round(sparsity * (stop - start) * per_block) for start, stop in bounds], jnp.int32)
+    return _sparsegpt(w, hessian, drops, block_size, damp, None if nm is None else tuple(nm),
+                      per_row=nm is None and scope == "row")

@@ -35,7 +35,7 @@ OPS: tuple[str, ...] = ("dense", "prune", "nm", "lowrank", "rtn", "remove")
 #: 0.01: calibration sets smaller than a matrix's input size leave ``X^T X`` singular, and the operator's own
 #: default (1e-6) then gives a float32 Cholesky factor with NaNs (seen on SmolLM2's down projections).
 LOWRANK_DAMP = 0.01
-PRUNE_METHODS: tuple[str, ...] = ("wanda", "sparsegpt")
+PRUNE_METHODS: tuple[str, ...] = ("wanda", "sparsegpt", "sparsegpt_row")
 Site = tuple[int, str]
 
 

@@ -26,8 +26,12 @@ from rhojax.errors import RhojaxError
 from rhojax.models.config import ModelConfig
 from rhojax.plan.actions import Plan, dense_model_cost, lowrank, nm, prune, rtn, uniform_plan
 
-BASELINES: tuple[str, ...] = ("uniform_wanda", "uniform_sparsegpt", "owl_wanda", "alpha_wanda", "schedule_wanda",
-                              "bi_removal", "uniform_rtn", "uniform_lowrank", "uniform_nm_sparsegpt")
+#: The baselines the planner runs by default (the published one-knob methods and rhojax's schedule).
+DEFAULT_BASELINES: tuple[str, ...] = ("uniform_wanda", "uniform_sparsegpt", "owl_wanda", "alpha_wanda",
+                                      "schedule_wanda", "bi_removal", "uniform_rtn", "uniform_lowrank",
+                                      "uniform_nm_sparsegpt")
+#: Every baseline there is: the defaults and SparseGPT with its mask chosen per output channel.
+BASELINES: tuple[str, ...] = (*DEFAULT_BASELINES, "uniform_sparsegpt_row")
 #: rhojax's layer-wise schedules a baseline can use (:mod:`rhojax.allocation.schedules`).
 RHOJAX_SCHEDULES: tuple[str, ...] = ("depth", "rho")
 
@@ -58,11 +62,12 @@ def baseline_plan(name: str, config: ModelConfig, unit: str, fraction: float,
     """
     L = config.num_layers
     s = sparsity_for(unit, fraction)
-    if name in ("uniform_wanda", "uniform_sparsegpt", "owl_wanda", "alpha_wanda", "schedule_wanda"):
+    if name in ("uniform_wanda", "uniform_sparsegpt", "uniform_sparsegpt_row", "owl_wanda", "alpha_wanda",
+                "schedule_wanda"):
         if s is None:
             return f"unstructured sparsity cannot spend {fraction:g} of the {unit}"
-        if name.startswith("uniform"):
-            return layer_plan(config, name.split("_")[1], uniform(L, s))
+        if name.startswith("uniform_"):
+            return layer_plan(config, name.removeprefix("uniform_"), uniform(L, s))
         if name == "owl_wanda":
             return layer_plan(config, "wanda", owl(signal("outlier_ratio"), s))
         if name == "alpha_wanda":
