@@ -72,6 +72,9 @@ def test_site_actions_skip_what_saves_nothing():
     assert names == ["dense", "wanda@0.5", "wanda@2:4", "lowrank_aware@r8", "rtn@3b/g16"]  # 2:3 and rank 29 skipped
     assert [a.name for a in grid.site_actions((48, 32))][-1] == "rtn@3b/g16"
     assert ActionGrid(group_size=128).site_actions((48, 32))[-1].name == "rtn@4b/grow"
+    both = ActionGrid(methods=("sparsegpt", "sparsegpt_row"), sparsities=(0.5,), rank_fractions=(), bits=())
+    assert [a.name for a in both.site_actions((32, 48))] == [  # one 2:4 action: its mask is per channel anyway
+        "dense", "sparsegpt@0.5", "sparsegpt@2:4", "sparsegpt_row@0.5"]
 
 
 @pytest.fixture(scope="module")

@@ -117,7 +117,7 @@ REMOVE = Action("remove")
 
 
 def prune(method: str, sparsity: float) -> Action:
-    """Unstructured pruning with ``method`` (wanda or sparsegpt) to ``sparsity`` in (0, 1]."""
+    """Unstructured pruning with ``method`` (one of :data:`PRUNE_METHODS`) to ``sparsity`` in (0, 1]."""
     if method not in PRUNE_METHODS:
         raise RhojaxError(f"pruning method {method!r}: choose one of {', '.join(PRUNE_METHODS)}")
     if not 0.0 < sparsity <= 1.0:
@@ -126,10 +126,11 @@ def prune(method: str, sparsity: float) -> Action:
 
 
 def nm(method: str, pattern: tuple[int, int]) -> Action:
-    """N:M pruning with ``method``: keep ``pattern[0]`` of every ``pattern[1]`` consecutive inputs."""
+    """N:M pruning with ``method``: keep ``pattern[0]`` of every ``pattern[1]`` consecutive inputs. An N:M mask is
+    chosen per output channel anyway, so ``sparsegpt_row`` gives the same action as ``sparsegpt``."""
     if method not in PRUNE_METHODS:
         raise RhojaxError(f"pruning method {method!r}: choose one of {', '.join(PRUNE_METHODS)}")
-    return Action("nm", method, 1.0 - pattern[0] / pattern[1], (int(pattern[0]), int(pattern[1])))
+    return Action("nm", method.removesuffix("_row"), 1.0 - pattern[0] / pattern[1], (int(pattern[0]), int(pattern[1])))
 
 
 def lowrank(rank: int) -> Action:
