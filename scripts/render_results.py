@@ -1021,11 +1021,42 @@ def quick_grids(data: dict[str, dict]) -> str:
         "", source_note(d, "quick_plan_grids")])
 
 
+def sparsegpt_scope(data: dict[str, dict]) -> str:
+    """docs/plan.md: uniform SparseGPT with the block-wide and the per-channel mask, and 2:4 (sparsegpt_scope.py)."""
+    d = data.get("sparsegpt_scope")
+    if d is None:
+        return "No data yet: run `scripts/sparsegpt_scope.py`."
+    names = {"sparsegpt": "`sparsegpt` (mask per 128-input block)", "sparsegpt_row": "`sparsegpt_row` (mask per "
+             "output channel)", "sparsegpt_2:4": "2:4 SparseGPT"}
+    q = d["rows"][0]["models"][0]["channel_sparsity"]["quantiles"]
+    lo, hi = q.index(0.01), q.index(0.99)
+    rows = []
+    for r in d["rows"]:
+        for m in r["models"]:
+            ratio, ci = m["vs_sparsegpt"], m["vs_sparsegpt_ci"]
+            spread = m["channel_sparsity"]["all"]
+            rows.append([f"`{r['model']}`", names.get(m["method"], m["method"]),
+                         f"{num(m['perplexity'])} {interval(m['perplexity_ci'])}",
+                         "1" if m["method"] == "sparsegpt" else f"x{num(ratio, 3)} {interval(ci, 3)}"
+                         + (" within the noise" if ci[0] <= 1 <= ci[1] else ""),
+                         f"{num(spread[lo], 2)} / {num(spread[q.index(0.5)], 2)} / {num(spread[hi], 2)}"
+                         f" (all: {num(spread[0], 2)}-{num(spread[-1], 2)})"])
+    tokens = d["settings"]["tokens"]
+    return "\n".join([
+        f"Uniform {num(d['sparsity'])} sparsity on every block matrix (2:4 is 0.5), built with sequential calibration "
+        f"on {num(d['settings']['stats_tokens'])} statistics tokens, {num(tokens)} evaluation tokens"
+        f"{comparison_note(tokens)}. The ratio is paired (same windows) with its 95% interval; the channel spread "
+        "is the per-output-channel sparsity over every channel of every matrix.", "",
+        md_table(["model", "method", "perplexity (95%)", "vs `sparsegpt` (paired 95%)",
+                  "channel sparsity 1% / median / 99% (all: min-max)"], rows),
+        "", source_note(d, "sparsegpt_scope")])
+
+
 #: Regions of hand-written files that are rendered from data: file -> {region name: renderer}.
 REGIONS: dict[str, dict[str, Callable[[dict[str, dict]], str]]] = {
     "README.md": {"budgets": budgets},
     "docs/performance.md": {**_performance_renderers(), "streaming": layer_streaming},
-    "docs/plan.md": {"quick_grids": quick_grids},
+    "docs/plan.md": {"quick_grids": quick_grids, "sparsegpt_scope": sparsegpt_scope},
 }
 
 
