@@ -852,14 +852,14 @@ def depth_exponent_of(t: dict) -> dict:
     """The F-test of ``gamma = 1`` restated from a run's stored fit sites (runs that did not record it)."""
     import numpy as np
 
-    from rhojax.allocation.schedules import output_amplification
-    from rhojax.plan.cost_model import fit_depth_exponent
+    from rhojax.plan.study import depth_fit
 
     fit = t.get("loss_curve_fit", {})
     if "local_error" not in fit:
         return {}
-    amplification = output_amplification(np.asarray(t["rho"], np.float64))[np.asarray(fit["layer"], np.int64)]
-    return fit_depth_exponent(fit["local_error"], amplification, fit["delta_loss"]).to_dict()
+    sites = [{"layer": layer, "local_error": e, "delta_loss": d}
+             for layer, e, d in zip(fit["layer"], fit["local_error"], fit["delta_loss"], strict=True)]
+    return depth_fit(sites, np.asarray(t["rho"], np.float64)).to_dict()
 
 
 def plan_depth_exponent(targets: list[dict]) -> list[str]:
