@@ -120,6 +120,8 @@ def test_baselines_meet_their_budget():
             used = plan.cost(CONFIG).get(unit) / dense.get(unit)
             assert used <= fraction + 1e-3, (unit, name, used)
     assert isinstance(baselines.baseline_plan("uniform_wanda", CONFIG, "flops", 0.6, signal), str)
+    row = baselines.baseline_plan("uniform_sparsegpt_row", CONFIG, "params", 0.5, signal)
+    assert {a.name for a in row.actions.values()} == {"sparsegpt_row@0.5"} and len(row.actions) == len(CONFIG.sites)
     removal = baselines.baseline_plan("bi_removal", CONFIG, "params", 0.6, signal)
     assert removal.removed == (1, 2)  # least influential first; (L - 1) / L = 0.67 would exceed 0.6
     assert baselines.removal_count(L, 0.6) == 2 and baselines.removal_count(L, 0.7) == 1
