@@ -153,6 +153,9 @@ def test_levels_and_grid():
         parse_levels(["magnitude"], ["rtn=4"])
     with pytest.raises(RhojaxError):
         parse_levels(["nonsense"], [])
+    from rhojax.compress import METHODS
+
+    assert set(parse_levels(METHODS, [])) == set(METHODS)  # every method has a default level
     grid = sweep_grid(CONFIG, {"magnitude": (0.5,), "wanda": (0.5, 0.7)})
     assert len(grid) == CONFIG.num_layers * 7 * 3
     assert [c.layer for c in grid] == sorted(c.layer for c in grid)

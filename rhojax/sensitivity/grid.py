@@ -11,7 +11,7 @@ from rhojax.models.config import ModelConfig
 
 #: Level used for a method when none is given: 50% sparsity, rank 64, 4 bits.
 DEFAULT_LEVELS: dict[str, tuple[float, ...]] = {
-    "magnitude": (0.5,), "magnitude_row": (0.5,), "wanda": (0.5,), "sparsegpt": (0.5,),
+    "magnitude": (0.5,), "magnitude_row": (0.5,), "wanda": (0.5,), "sparsegpt": (0.5,), "sparsegpt_row": (0.5,),
     "lowrank": (64,), "lowrank_aware": (64,), "rtn": (4,), "rotated_rtn": (4,),
 }
 

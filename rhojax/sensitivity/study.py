@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from jax.sharding import Mesh
 
-from rhojax.compress import NEEDS_HESSIAN, NEEDS_INPUT_NORM, calibration_stats
+from rhojax.compress import METHODS, NEEDS_HESSIAN, NEEDS_INPUT_NORM, calibration_stats
 from rhojax.compress.calibration import streamed_calibration_stats
 from rhojax.data.corpora import statistics_split
 from rhojax.data.windows import DEFAULT_SEQ_LEN, corpus_windows
@@ -37,8 +37,7 @@ RESULTS = "sweep.jsonl"
 class SweepSettings(StreamSettings):
     """Methods, levels, token budgets and subset of the per-matrix sensitivity sweep."""
 
-    methods: tuple[str, ...] = setting(("magnitude", "wanda"), "Methods: magnitude, magnitude_row, wanda, "
-                                       "sparsegpt, lowrank, lowrank_aware, rtn, rotated_rtn.")
+    methods: tuple[str, ...] = setting(("magnitude", "wanda"), "Methods: " + ", ".join(METHODS) + ".")
     levels: str = setting("", "Levels: '0.5,0.7' for every method, or 'rtn=4,8;wanda=0.5' per method "
                           "(sparsity; rank for lowrank*; bits for *rtn). Empty: 50%, rank 64, 4 bits.")
     text: str = setting("wiki", "Evaluation text (its evaluation split).")
