@@ -1037,7 +1037,7 @@ def sparsegpt_scope(data: dict[str, dict]) -> str:
             spread = m["channel_sparsity"]["all"]
             rows.append([f"`{r['model']}`", names.get(m["method"], m["method"]),
                          f"{num(m['perplexity'])} {interval(m['perplexity_ci'])}",
-                         "1" if m["method"] == "sparsegpt" else f"x{num(ratio, 3)} {interval(ci, 3)}"
+                         "1" if m["method"] == "sparsegpt" else f"x{num(ratio)} {interval(ci)}"
                          + (" within the noise" if ci[0] <= 1 <= ci[1] else ""),
                          f"{num(spread[lo], 2)} / {num(spread[q.index(0.5)], 2)} / {num(spread[hi], 2)}"
                          f" (all: {num(spread[0], 2)}-{num(spread[-1], 2)})"])
