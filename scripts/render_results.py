@@ -54,7 +54,8 @@ def source_note(data: dict, name: str) -> str:
     p = data["provenance"]
     m = p["machine"]
     wall = data.get("wall_seconds", data.get("timings", {}).get("total_seconds"))
-    return (f"Data: `docs/results/data/{name}.json`, from `{p['command']}` at commit `{p['commit'][:12]}` "
+    commit = p["commit"][:12] + ("` with uncommitted changes" if p["commit"].endswith("+dirty") else "`")
+    return (f"Data: `docs/results/data/{name}.json`, from `{p['command']}` at commit `{commit} "
             f"(rhojax {p['rhojax']}, jax {p['packages'].get('jax')}, transformers {p['packages'].get('transformers')}, "
             f"torch {p['packages'].get('torch')}), on {m['cores']} cores of {m['cpu']} ({m['backend']}), "
             f"{duration(wall)} wall.")

@@ -100,7 +100,7 @@ BUDGETS: dict[str, AnalysisSettings] = {
                             sparsities=(0.5, 0.7), methods=("wanda",),
                             schedules=("uniform", "depth", "owl", "alpha", "owl_absorption_tokenwise"), task_ks=(4, 8)),
         structure=StructureSettings(tokens=4096, calib_tokens=8192, ablate_every=2),
-        plan=PlanSettings(methods=("wanda", "sparsegpt"), sparsities=(0.3, 0.5, 0.7), rank_fractions=(0.25,),
+        plan=PlanSettings(methods=("wanda", "sparsegpt_row"), sparsities=(0.3, 0.5, 0.7), rank_fractions=(0.25,),
                           delta_source="propagated", fit_sites=48, apply=True),
     ),
     "paper": AnalysisSettings(
@@ -112,7 +112,8 @@ BUDGETS: dict[str, AnalysisSettings] = {
         bounds=BoundsSettings(plan="full", site_plan="default", site_tokens=512),
         depth=DepthSettings(tokens=65536, calib_tokens=16384, tasks=("all",), task_limit=1000),
         structure=StructureSettings(tokens=16384, calib_tokens=32768),
-        plan=PlanSettings(methods=("wanda", "sparsegpt"), tokens=65536, apply=True, tasks=("all",), task_limit=1000),
+        plan=PlanSettings(methods=("wanda", "sparsegpt_row"), tokens=65536, apply=True, tasks=("all",),
+                          task_limit=1000),
     ),
 }
 

@@ -170,7 +170,7 @@ class ActionGrid:
     """The per-matrix candidates: pruning ``methods`` at ``sparsities`` and at the ``nm_patterns``, ranks at
     ``rank_fractions`` of ``min(in, out)``, RTN at ``bits`` with ``group_size``; ``removal``: blocks may go."""
 
-    methods: tuple[str, ...] = ("sparsegpt",)
+    methods: tuple[str, ...] = ("sparsegpt_row",)
     sparsities: tuple[float, ...] = (0.3, 0.5, 0.7)
     nm_patterns: tuple[tuple[int, int], ...] = ((2, 4),)
     rank_fractions: tuple[float, ...] = (0.125, 0.25)

@@ -26,12 +26,10 @@ from rhojax.errors import RhojaxError
 from rhojax.models.config import ModelConfig
 from rhojax.plan.actions import Plan, dense_model_cost, lowrank, nm, prune, rtn, uniform_plan
 
-#: The baselines the planner runs by default (the published one-knob methods and rhojax's schedule).
-DEFAULT_BASELINES: tuple[str, ...] = ("uniform_wanda", "uniform_sparsegpt", "owl_wanda", "alpha_wanda",
-                                      "schedule_wanda", "bi_removal", "uniform_rtn", "uniform_lowrank",
-                                      "uniform_nm_sparsegpt")
-#: Every baseline there is: the defaults and SparseGPT with its mask chosen per output channel.
-BASELINES: tuple[str, ...] = (*DEFAULT_BASELINES, "uniform_sparsegpt_row")
+#: The one-knob baselines: the published methods, SparseGPT with its mask per output channel, rhojax's schedule.
+BASELINES: tuple[str, ...] = ("uniform_wanda", "uniform_sparsegpt", "uniform_sparsegpt_row", "owl_wanda",
+                              "alpha_wanda", "schedule_wanda", "bi_removal", "uniform_rtn", "uniform_lowrank",
+                              "uniform_nm_sparsegpt")
 #: rhojax's layer-wise schedules a baseline can use (:mod:`rhojax.allocation.schedules`).
 RHOJAX_SCHEDULES: tuple[str, ...] = ("depth", "rho")
 

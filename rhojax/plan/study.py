@@ -97,8 +97,8 @@ class PlanSettings(TextSettings):
 
     target: str = setting("params=0.5", "Budget UNIT=FRACTION of the dense block matrices: params (non-zero "
                           "parameters), flops (per token on dense hardware) or bytes (vs bfloat16, metadata included).")
-    methods: tuple[str, ...] = setting(("sparsegpt",), "Pruning methods of the candidates: wanda, sparsegpt, "
-                                         "sparsegpt_row.")
+    methods: tuple[str, ...] = setting(("sparsegpt_row",), "Pruning methods of the candidates: wanda, sparsegpt, "
+                                       "sparsegpt_row (SparseGPT with the mask per output channel).")
     sparsities: tuple[float, ...] = setting((0.3, 0.4, 0.5, 0.6, 0.7), "Unstructured sparsities of the candidates.")
     measured_sparsities: tuple[float, ...] = setting((0.3, 0.5, 0.7), "Sparsities measured (the others "
                                                      "interpolated in level; empty: all).")
@@ -129,7 +129,7 @@ class PlanSettings(TextSettings):
     replan_layers: int = setting(6, "Layers corrected by the closed loop.")
     tasks: tuple[str, ...] = setting((), "Zero-shot tasks scored with apply (e.g. arc_easy,piqa; empty: none).")
     task_limit: int = setting(100, "First N items of each task.")
-    baselines: tuple[str, ...] = setting(baseline_plans.DEFAULT_BASELINES, "Baselines evaluated with apply: "
+    baselines: tuple[str, ...] = setting(baseline_plans.BASELINES, "Baselines evaluated with apply: "
                                          + ", ".join(baseline_plans.BASELINES) + ".")
     schedule: str = setting("depth", "rhojax schedule of the schedule_wanda baseline: depth or rho.")
     bins: int = setting(10000, "Budget discretisation of the optimizer.")
