@@ -98,11 +98,14 @@ def batch_statistics(config: ModelConfig, params: dict, tokens: jax.Array, hessi
 
 
 def _add(totals: tuple[dict, dict], parts: tuple[dict, dict]) -> None:
-    """Add the float64 values of ``parts`` (squared norms, Hessians) into ``totals``, group by group."""
+    """Add ``parts`` (squared norms, Hessians) into the float64 ``totals``, group by group, in place: a model's
+    stacked Hessians are gigabytes (Qwen2.5-0.5B: 2.3 GB in float32), and ``total + value`` held three copies."""
     for total, part in zip(totals, parts, strict=True):
         for group, value in part.items():
-            value = np.asarray(value, dtype=np.float64)
-            total[group] = value if group not in total else total[group] + value
+            if group not in total:
+                total[group] = np.array(value, dtype=np.float64)
+            else:
+                np.add(total[group], np.asarray(value), out=total[group])
 
 
 def _as_stats(sq_total: dict, hess_total: dict, hessians: bool, tokens: int) -> CalibrationStats:
