@@ -1028,7 +1028,9 @@ def sparsegpt_scope(data: dict[str, dict]) -> str:
     if d is None:
         return "No data yet: run `scripts/sparsegpt_scope.py`."
     names = {"sparsegpt": "`sparsegpt` (mask per 128-input block)", "sparsegpt_row": "`sparsegpt_row` (mask per "
-             "output channel)", "sparsegpt_2:4": "2:4 SparseGPT"}
+             "output channel)", "sparsegpt_2:4": "2:4 SparseGPT",
+             "sparsegpt_on_attention_only": "block-wide mask on q, k, v, o; per channel on the MLP",
+             "sparsegpt_on_mlp_only": "block-wide mask on gate, up, down; per channel on attention"}
     q = d["rows"][0]["models"][0]["channel_sparsity"]["quantiles"]
     lo, hi = q.index(0.01), q.index(0.99)
     rows = []

@@ -5,7 +5,9 @@ are built (``rhojax.plan.baselines``): unstructured SparseGPT at ``--sparsity`` 
 (``sparsegpt``) and with the mask per output channel (``sparsegpt_row``), and 2:4 SparseGPT. For each it
 records the evaluation perplexity, its paired ratio to the block-wide model, and how unevenly the mask
 spreads over output channels (quantiles of the per-channel sparsity, over every channel of every matrix, and
-per kind). One run folder per model (``WORK/MODEL``), one part per model built, so a stopped run resumes.
+per kind). Two mixed models locate the damage: the block-wide mask on the attention matrices only (q, k, v,
+o; per-channel on the MLP) and on the MLP matrices only. One run folder per model (``WORK/MODEL``), one part
+per model built, so a stopped run resumes.
 
     .venv/bin/python scripts/sparsegpt_scope.py --models smollm2-135m,qwen2.5-coder-0.5b \\
         --data docs/results/data/sparsegpt_scope.json --work results/sparsegpt_scope
@@ -24,7 +26,7 @@ import numpy as np
 from rhojax.commands.common import progress
 from rhojax.io.resolve import load_model
 from rhojax.models.sites import get_site
-from rhojax.plan.actions import Plan, compress_plan, nm, uniform_plan
+from rhojax.plan.actions import Plan, compress_plan, nm, prune, uniform_plan
 from rhojax.plan.baselines import layer_plan
 from rhojax.plan.study import PlanSettings, PlanStudy
 from rhojax.provenance import provenance
@@ -32,6 +34,8 @@ from rhojax.report.jsonio import write_json
 from rhojax.runs import RunFolder
 
 QUANTILES = (0.0, 0.01, 0.05, 0.5, 0.95, 0.99, 1.0)
+#: The kinds given the block-wide mask in each mixed model (the others get the per-channel mask).
+ATTENTION_OR_MLP = {"attention": ("q", "k", "v", "o"), "mlp": ("gate", "up", "down")}
 
 
 def channel_sparsity(config, params: dict) -> dict[str, np.ndarray]:
@@ -51,7 +55,7 @@ def spread(per_kind: dict[str, np.ndarray]) -> dict:
 
 
 def compare(model, settings: PlanSettings, sparsity: float, work: Path) -> dict:
-    """The three uniform models of ``model``: perplexity, paired ratio to block-wide SparseGPT, channel spread."""
+    """The uniform and mixed models of ``model``: perplexity, paired ratio to block-wide SparseGPT, channel spread."""
     c = model.config
     run = RunFolder.open(work / model.spec, {"model": model.spec, "sparsity": sparsity,
                                              **dataclasses.asdict(settings)})
@@ -60,6 +64,9 @@ def compare(model, settings: PlanSettings, sparsity: float, work: Path) -> dict:
         "sparsegpt": layer_plan(c, "sparsegpt", np.full(c.num_layers, sparsity)),
         "sparsegpt_row": layer_plan(c, "sparsegpt_row", np.full(c.num_layers, sparsity)),
         "sparsegpt_2:4": uniform_plan(c, nm("sparsegpt", (2, 4))),
+        **{f"sparsegpt_on_{part}_only": Plan((), {
+            (layer, kind): prune("sparsegpt" if kind in kinds else "sparsegpt_row", sparsity)
+            for layer, kind in c.sites}) for part, kinds in ATTENTION_OR_MLP.items()},
     }
 
     def build(plan: Plan) -> dict:
