@@ -16,7 +16,6 @@ per model built, so a stopped run resumes.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,9 @@ from rhojax.report.jsonio import write_json
 from rhojax.runs import RunFolder
 
 QUANTILES = (0.0, 0.01, 0.05, 0.5, 0.95, 0.99, 1.0)
+#: The fields of :class:`PlanSettings` this study depends on (windows, evaluation, intervals): its run identity.
+USED_SETTINGS = ("text", "tokens", "seq_len", "calib_text", "calib_tokens", "stats_tokens", "calib_seed", "seed",
+                 "batch_size", "boots")
 #: The kinds given the block-wide mask in each mixed model (the others get the per-channel mask).
 ATTENTION_OR_MLP = {"attention": ("q", "k", "v", "o"), "mlp": ("gate", "up", "down")}
 
@@ -58,7 +60,7 @@ def compare(model, settings: PlanSettings, sparsity: float, work: Path) -> dict:
     """The uniform and mixed models of ``model``: perplexity, paired ratio to block-wide SparseGPT, channel spread."""
     c = model.config
     run = RunFolder.open(work / model.spec, {"model": model.spec, "sparsity": sparsity,
-                                             **dataclasses.asdict(settings)})
+                                             **{k: getattr(settings, k) for k in USED_SETTINGS}})
     study = PlanStudy(model, run, settings, progress())
     plans: dict[str, Plan] = {
         "sparsegpt": layer_plan(c, "sparsegpt", np.full(c.num_layers, sparsity)),
@@ -100,7 +102,8 @@ def main() -> int:
     started, code, rows = time.perf_counter(), provenance(), []  # the code the run started with
     for spec in [m for m in args.models.split(",") if m]:
         rows.append(compare(load_model(spec), settings, args.sparsity, args.work))
-        write_json(args.data, {"provenance": code, "sparsity": args.sparsity, "settings": dataclasses.asdict(settings),
+        write_json(args.data, {"provenance": code, "sparsity": args.sparsity,
+                               "settings": {k: getattr(settings, k) for k in USED_SETTINGS},
                                "wall_seconds": time.perf_counter() - started, "rows": rows})
         print(f"finished {spec}: wrote {args.data}", flush=True)
     return 0
