@@ -209,6 +209,10 @@ def test_sparsegpt_exact_sparsity_nm_pattern_and_beats_magnitude():
 
     assert error(pruned) < error(magnitude_prune(jnp.asarray(w), 0.5))
     assert error(rows) < error(magnitude_prune(jnp.asarray(w), 0.5, scope="row"))
+    for prune_with in (lambda s: sparsegpt_prune(jnp.asarray(w), h, 0.5, scope=s),
+                       lambda s: magnitude_prune(jnp.asarray(w), 0.5, scope=s)):
+        with pytest.raises(RhojaxError, match="pruning scope 'column': choose 'matrix' or 'row'"):
+            prune_with("column")
 
 
 @FAST

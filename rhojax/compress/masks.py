@@ -46,15 +46,20 @@ def keep_largest(scores: jax.Array, num_drop: int | jax.Array, axis: int) -> jax
                               inplace=False)
 
 
+def check_scope(scope: str) -> None:
+    """Reject a comparison group other than ``matrix`` (every entry) or ``row`` (each output channel)."""
+    if scope not in ("matrix", "row"):
+        raise RhojaxError(f"pruning scope {scope!r}: choose 'matrix' or 'row'")
+
+
 def unstructured_mask(scores: jax.Array, sparsity: float, scope: Scope = "matrix") -> jax.Array:
     """Drop the lowest ``sparsity`` fraction of scores over the whole matrix or within each output row."""
     check_sparsity(sparsity)
+    check_scope(scope)
     if scope == "matrix":
         drop = round(sparsity * scores.size)
         return keep_largest(scores.reshape(-1), drop, axis=0).reshape(scores.shape)
-    if scope == "row":
-        return keep_largest(scores, round(sparsity * scores.shape[0]), axis=0)
-    raise RhojaxError(f"pruning scope {scope!r} is not 'matrix' or 'row'")
+    return keep_largest(scores, round(sparsity * scores.shape[0]), axis=0)
 
 
 def nm_mask(scores: jax.Array, nm: tuple[int, int]) -> jax.Array:

@@ -19,7 +19,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from rhojax.compress.masks import Scope, check_nm, check_sparsity, keep_largest, nm_mask
+from rhojax.compress.masks import Scope, check_nm, check_scope, check_sparsity, keep_largest, nm_mask
 from rhojax.errors import RhojaxError
 
 
@@ -106,8 +106,7 @@ def sparsegpt_prune(
     ``hessian`` is ``X^T X`` (in, in) summed over calibration tokens (any positive scale). ``scope``: the
     unstructured mask chosen over each whole block (``matrix``, the paper's) or per output channel (``row``).
     """
-    if scope not in ("matrix", "row"):
-        raise RhojaxError(f"SparseGPT scope {scope!r}: choose matrix or row")
+    check_scope(scope)
     fan_in = w.shape[0]
     if hessian.shape != (fan_in, fan_in):
         raise RhojaxError(f"SparseGPT Hessian has shape {hessian.shape}; the weight needs {(fan_in, fan_in)}")
