@@ -26,7 +26,6 @@ from rhojax.commands.common import progress
 from rhojax.io.resolve import load_model
 from rhojax.models.sites import get_site
 from rhojax.plan.actions import Plan, compress_plan, nm, prune, uniform_plan
-from rhojax.plan.baselines import layer_plan
 from rhojax.plan.study import PlanSettings, PlanStudy
 from rhojax.provenance import provenance
 from rhojax.report.jsonio import write_json
@@ -63,8 +62,8 @@ def compare(model, settings: PlanSettings, sparsity: float, work: Path) -> dict:
                                              **{k: getattr(settings, k) for k in USED_SETTINGS}})
     study = PlanStudy(model, run, settings, progress())
     plans: dict[str, Plan] = {
-        "sparsegpt": layer_plan(c, "sparsegpt", np.full(c.num_layers, sparsity)),
-        "sparsegpt_row": layer_plan(c, "sparsegpt_row", np.full(c.num_layers, sparsity)),
+        "sparsegpt": uniform_plan(c, prune("sparsegpt", sparsity)),
+        "sparsegpt_row": uniform_plan(c, prune("sparsegpt_row", sparsity)),
         "sparsegpt_2:4": uniform_plan(c, nm("sparsegpt", (2, 4))),
         **{f"sparsegpt_on_{part}_only": Plan((), {
             (layer, kind): prune("sparsegpt" if kind in kinds else "sparsegpt_row", sparsity)
