@@ -5,15 +5,15 @@ statistics): ``attn_in`` = norm_attn(h_t) for q, k, v; ``o_in`` = the concatenat
 for o; ``mlp_in`` = norm_mlp(h_t + attn) for gate and up (gemma3: attn post-normed first);
 ``down_in`` = the MLP hidden activation for down. For each input ``X`` (tokens, in) over all
 calibration tokens (BOS included) we keep the squared feature norms ``sum_tokens X_i^2`` (Wanda's
-``||X_i||_2^2``) and optionally the Hessian ``H = X^T X`` (SparseGPT, activation-aware SVD). One
-jitted pass per window batch: a clean forward caches every ``h_t``, then a ``lax.scan`` over
-layers recomputes only each block's projection inputs.
+``||X_i||_2^2``) and optionally the Hessian ``H = X^T X`` (SparseGPT, activation-aware SVD). The pass
+walks the blocks once (:func:`~rhojax.models.layerwise.walk_blocks`): at layer ``t`` it holds every
+window's ``h_t`` and recomputes only block ``t``'s projection inputs, so a resident model and a
+streamed one take the same path and only one layer's statistics are in flight.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 
 import jax
@@ -22,8 +22,8 @@ import numpy as np
 
 from rhojax.errors import RhojaxError
 from rhojax.models.config import ModelConfig
-from rhojax.models.layerwise import walk_blocks
-from rhojax.models.transformer import attention, default_positions, forward, layer_norm, linear, mlp, post_norm
+from rhojax.models.layerwise import ResidentBlocks, walk_blocks
+from rhojax.models.transformer import attention, default_positions, layer_norm, linear, mlp, post_norm
 
 #: The block input each weight kind multiplies.
 INPUT_OF: dict[str, str] = {
@@ -75,7 +75,7 @@ def projection_inputs(
 
 def layer_input_statistics(config: ModelConfig, p: dict, h: jax.Array, hessians: bool) -> tuple[dict, dict]:
     """Summed ``X_i^2`` (in,) and, with ``hessians``, ``X^T X`` (in, in) of each input of block ``p`` at its
-    input states ``h`` (N, T, D): the per-layer step of :func:`batch_statistics`."""
+    input states ``h`` (N, T, D): the per-layer step of :func:`block_statistics`."""
     positions = default_positions(h[0, :, 0])
     flat = {g: x.reshape(-1, x.shape[-1]).astype(jnp.float32)
             for g, x in projection_inputs(config, p, h, positions).items()}
@@ -84,36 +84,52 @@ def layer_input_statistics(config: ModelConfig, p: dict, h: jax.Array, hessians:
     return sq, hess
 
 
-@functools.partial(jax.jit, static_argnames=("config", "hessians"))
-def batch_statistics(config: ModelConfig, params: dict, tokens: jax.Array, hessians: bool):
-    """Summed ``X_i^2`` (L, in) and, with ``hessians``, ``X^T X`` (L, in, in) per input, for one batch."""
-    _, hidden = forward(config, params, tokens, return_hidden=True)
+#: :func:`layer_input_statistics`, compiled (one block at a time).
+layer_statistics = jax.jit(layer_input_statistics, static_argnames=("config", "hessians"))
 
-    def step(_, layer_inputs):
-        p, h = layer_inputs
-        return None, layer_input_statistics(config, p, h, hessians)
 
-    _, (sq, hess) = jax.lax.scan(step, None, (params["blocks"], hidden[:-1]))
-    return sq, hess
+def block_statistics(
+    blocks,
+    windows: np.ndarray,
+    *,
+    hessians: bool = False,
+    batch_size: int = 4,
+    on_layer: Callable[[int], None] | None = None,
+) -> CalibrationStats:
+    """The statistics of every block of ``blocks`` (anything :func:`~rhojax.models.layerwise.walk_blocks`
+    walks: a :class:`~rhojax.io.stream.BlockStream` or :class:`~rhojax.models.layerwise.ResidentBlocks`) over
+    ``windows`` (N, T), one layer at a time.
+
+    Each layer's sums run over ``batch_size``-window batches in float64 and are stored in float32, so the
+    memory beyond the result (Qwen2.5-0.5B's Hessians: 2.3 GB) is one layer's statistics.
+    """
+    windows = np.asarray(windows, dtype=np.int32)
+    num = blocks.config.num_layers
+    sq: dict[str, np.ndarray] = {}
+    hess: dict[str, np.ndarray] = {}
+
+    def visit(t: int, p: dict, h_in: jax.Array, h_out: jax.Array) -> None:
+        totals: tuple[dict, dict] = ({}, {})
+        for start in range(0, len(windows), batch_size):
+            _add(totals, layer_statistics(blocks.config, p, h_in[start : start + batch_size], hessians))
+        for stacked, layer in zip((sq, hess), totals, strict=True):
+            for group, value in layer.items():
+                if group not in stacked:
+                    stacked[group] = np.empty((num, *value.shape), np.float32)
+                stacked[group][t] = value
+
+    walk_blocks(blocks, windows, visit, batch=batch_size, on_layer=on_layer)
+    return CalibrationStats(sq, hess if hessians else None, int(windows.size))
 
 
 def _add(totals: tuple[dict, dict], parts: tuple[dict, dict]) -> None:
-    """Add ``parts`` (squared norms, Hessians) into the float64 ``totals``, group by group, in place: a model's
-    stacked Hessians are gigabytes (Qwen2.5-0.5B: 2.3 GB in float32), and ``total + value`` held three copies."""
+    """Add ``parts`` (squared norms, Hessians) into the float64 ``totals``, group by group, in place."""
     for total, part in zip(totals, parts, strict=True):
         for group, value in part.items():
             if group not in total:
                 total[group] = np.array(value, dtype=np.float64)
             else:
                 np.add(total[group], np.asarray(value), out=total[group])
-
-
-def _as_stats(sq_total: dict, hess_total: dict, hessians: bool, tokens: int) -> CalibrationStats:
-    return CalibrationStats(
-        {g: v.astype(np.float32) for g, v in sq_total.items()},
-        {g: v.astype(np.float32) for g, v in hess_total.items()} if hessians else None,
-        tokens,
-    )
 
 
 def calibration_stats(
@@ -123,20 +139,12 @@ def calibration_stats(
     *,
     hessians: bool = False,
     batch_size: int = 4,
-    on_batch: Callable[[int], None] | None = None,
+    on_layer: Callable[[int], None] | None = None,
 ) -> CalibrationStats:
-    """Input statistics of every projection over ``windows`` (N, T) of the CALIBRATION split."""
-    windows = np.asarray(windows, dtype=np.int32)
-    totals: tuple[dict, dict] = ({}, {})
-    for start in range(0, len(windows), batch_size):
-        _add(totals, batch_statistics(config, params, jnp.asarray(windows[start : start + batch_size]), hessians))
-        if on_batch is not None:
-            on_batch(min(start + batch_size, len(windows)))
-    return _as_stats(*totals, hessians, int(windows.size))
-
-
-#: :func:`layer_input_statistics`, compiled (one block at a time).
-layer_statistics = jax.jit(layer_input_statistics, static_argnames=("config", "hessians"))
+    """Input statistics of every projection of the resident model ``params`` over ``windows`` (N, T) of the
+    CALIBRATION split (:func:`block_statistics`); ``on_layer(layers_done)`` reports progress."""
+    return block_statistics(ResidentBlocks(config, params), windows, hessians=hessians, batch_size=batch_size,
+                            on_layer=on_layer)
 
 
 def streamed_calibration_stats(
@@ -148,17 +156,5 @@ def streamed_calibration_stats(
     on_layer: Callable[[int], None] | None = None,
 ) -> CalibrationStats:
     """:func:`calibration_stats` of a streamed model (:class:`~rhojax.io.stream.BlockStream`): one pass over its
-    blocks (:func:`~rhojax.models.layerwise.walk_blocks`), each layer's statistics summed over the same
-    ``batch_size``-window batches as the in-memory path."""
-    windows = np.asarray(windows, dtype=np.int32)
-    layers: list[tuple[dict, dict]] = []
-
-    def visit(t: int, p: dict, h_in: jax.Array, h_out: jax.Array) -> None:
-        totals: tuple[dict, dict] = ({}, {})
-        for start in range(0, len(windows), batch_size):
-            _add(totals, layer_statistics(stream.config, p, h_in[start : start + batch_size], hessians))
-        layers.append(totals)
-
-    walk_blocks(stream, windows, visit, batch=batch_size, on_layer=on_layer)
-    stacked = tuple({g: np.stack([layer[i][g] for layer in layers]) for g in layers[0][i]} for i in range(2))
-    return _as_stats(*stacked, hessians, int(windows.size))
+    blocks, each loaded once (:func:`block_statistics`)."""
+    return block_statistics(stream, windows, hessians=hessians, batch_size=batch_size, on_layer=on_layer)

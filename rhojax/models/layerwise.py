@@ -12,6 +12,7 @@ loaded. Blocks run ``batch`` windows per compiled call (one compilation serves e
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 
@@ -20,7 +21,25 @@ import jax.numpy as jnp
 import numpy as np
 
 from rhojax.models.config import ModelConfig
-from rhojax.models.transformer import block, default_positions, embed
+from rhojax.models.transformer import block, block_params, default_positions, embed
+
+
+@dataclasses.dataclass(frozen=True)
+class ResidentBlocks:
+    """A resident params tree seen by :func:`walk_blocks`: ``top`` and ``block(t)`` sliced from ``params``."""
+
+    config: ModelConfig
+    params: dict
+
+    @property
+    def top(self) -> dict:
+        """Embeddings, final norm and head: every entry but the stacked ``blocks``."""
+        return {k: v for k, v in self.params.items() if k != "blocks"}
+
+    def block(self, t: int) -> dict:
+        """The params of block ``t``."""
+        return block_params(self.params, t)
+
 
 #: ``visit(layer, block_params, h_in, h_out)``, called once per layer while the block is loaded.
 Visitor = Callable[[int, dict, jax.Array, jax.Array], None]
