@@ -220,14 +220,32 @@ def test_sparsegpt_exact_sparsity_nm_pattern_and_beats_magnitude():
 def test_keep_largest_with_a_traced_count_drops_exactly_the_smallest(shape, axis, data):
     from rhojax.compress.masks import keep_largest
 
-    scores = np.asarray(data.draw(st.lists(st.integers(-3, 3), min_size=shape[0] * shape[1],
-                                           max_size=shape[0] * shape[1])), np.float32).reshape(shape)  # ties
+    values = st.sampled_from([-3.0, -1.0, -0.0, 0.0, 1e-30, 1.0, 2.0, 1e30, np.inf, -np.inf])  # ties, signed zeros
+    scores = np.asarray(data.draw(st.lists(values, min_size=shape[0] * shape[1], max_size=shape[0] * shape[1])),
+                        np.float32).reshape(shape)
     num_drop = data.draw(st.integers(0, shape[axis]))
     traced = np.asarray(jax.jit(keep_largest, static_argnames="axis")(jnp.asarray(scores), num_drop, axis=axis))
     order = np.argsort(scores, axis=axis, kind="stable")  # plain NumPy: drop the first num_drop of the order
     expected = np.ones(shape, bool)
     np.put_along_axis(expected, np.take(order, range(num_drop), axis=axis), False, axis=axis)
     np.testing.assert_array_equal(traced, expected)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_keep_largest_on_a_large_matrix_with_many_ties_matches_a_stable_numpy_argsort(dtype):
+    from rhojax.compress.masks import keep_largest
+
+    rng = np.random.default_rng(3)
+    scores = jnp.asarray(np.round(rng.standard_normal((300, 257)) * 8) / 8, dtype)  # ~100 distinct values
+    plain = np.asarray(scores.astype(jnp.float32))
+    for axis, flat in ((0, True), (0, False), (1, False)):
+        x = plain.reshape(-1) if flat else plain
+        for num_drop in (0, 1, x.shape[axis] // 3, x.shape[axis] - 1, x.shape[axis]):
+            expected = np.ones(x.shape, bool)
+            order = np.argsort(x, axis=axis, kind="stable")
+            np.put_along_axis(expected, np.take(order, range(num_drop), axis=axis), False, axis=axis)
+            got = keep_largest(scores.reshape(-1) if flat else scores, num_drop, axis=axis)
+            np.testing.assert_array_equal(np.asarray(got), expected)
 
 
 def test_sparsegpt_compiles_once_for_every_sparsity():

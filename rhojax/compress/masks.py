@@ -8,6 +8,7 @@ by position, so a pruned matrix hits the requested sparsity exactly.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import jax
@@ -35,15 +36,50 @@ def check_nm(nm: tuple[int, int], fan_in: int) -> tuple[int, int]:
 def keep_largest(scores: jax.Array, num_drop: int | jax.Array, axis: int) -> jax.Array:
     """Keep all but the ``num_drop`` smallest scores along ``axis`` (exact count, ties by position).
 
-    ``num_drop`` may be traced: position ``i`` of the sorted order is kept iff ``i >= num_drop``, so
-    one compiled program serves every sparsity.
+    Equal to dropping the first ``num_drop`` entries of a stable ascending argsort along ``axis``
+    (``-0.0`` ties with ``0.0``). ``num_drop`` may be traced, so one compiled program serves every
+    sparsity. Float scores of at most 32 bits take :func:`_drop_by_threshold` (a 32-step search for the
+    ``num_drop``-th smallest value: no sort, several times faster on a CPU); others an argsort.
     """
+    if jnp.dtype(scores.dtype) in (jnp.float16, jnp.bfloat16, jnp.float32):
+        return ~_drop_by_threshold(scores.astype(jnp.float32), num_drop, axis)
     order = jnp.argsort(scores, axis=axis, stable=True)
     shape = [1] * scores.ndim
     shape[axis] = scores.shape[axis]
     kept = (jnp.arange(scores.shape[axis]) >= num_drop).reshape(shape)
     return jnp.put_along_axis(jnp.zeros(scores.shape, bool), order, jnp.broadcast_to(kept, scores.shape), axis=axis,
                               inplace=False)
+
+
+def _ordered_keys(scores: jax.Array) -> jax.Array:
+    """uint32 keys in the order of the float32 ``scores``: sign bit flipped for ``>= 0``, all bits for ``< 0``."""
+    scores = jnp.where(scores == 0, jnp.float32(0), scores)  # -0.0 ties with 0.0, as in a sort
+    bits = jax.lax.bitcast_convert_type(scores, jnp.uint32)
+    return jnp.where(bits >> 31 == 1, ~bits, bits | jnp.uint32(1 << 31))
+
+
+@functools.partial(jax.jit, static_argnames="axis")
+def _drop_by_threshold(scores: jax.Array, num_drop: int | jax.Array, axis: int) -> jax.Array:
+    """The dropped entries (True) of :func:`keep_largest`, for float32 scores.
+
+    With ordered keys ``k`` the ``num_drop``-th smallest key ``v`` along ``axis`` is the largest ``v`` with
+    ``#{k < v} < num_drop``, found bit by bit from the top (32 counting passes). Entries below ``v`` are
+    dropped, and of the entries equal to ``v`` the first ``num_drop - #{k < v}`` by position.
+    """
+    keys = _ordered_keys(scores)
+    num_drop = jnp.asarray(num_drop, jnp.int32)
+
+    def refine(bit, v):
+        trial = v | (jnp.uint32(1) << (31 - bit).astype(jnp.uint32))
+        below = jnp.sum(keys < trial, axis=axis, keepdims=True, dtype=jnp.int32)
+        return jnp.where(below < num_drop, trial, v)
+
+    start = jnp.zeros([1 if a == axis % keys.ndim else n for a, n in enumerate(keys.shape)], jnp.uint32)
+    v = jax.lax.fori_loop(0, 32, refine, start)
+    ties = keys == v
+    need = num_drop - jnp.sum(keys < v, axis=axis, keepdims=True, dtype=jnp.int32)
+    dropped = (keys < v) | (ties & (jnp.cumsum(ties, axis=axis, dtype=jnp.int32) <= need))
+    return dropped & (num_drop > 0)
 
 
 def check_scope(scope: str) -> None:
