@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from rhojax.cli import app
 from rhojax.compress import calibration_stats
-from rhojax.compress.calibration import streamed_calibration_stats
+from rhojax.compress.calibration import block_statistics
 from rhojax.errors import LoadError, RhojaxError
 from rhojax.eval.perplexity import streamed_window_nll_sums, window_nll_sums
 from rhojax.io.hf import load_hf_folder
@@ -96,7 +96,7 @@ def test_streamed_perplexity_equals_the_whole_model_one(config):
 def test_streamed_calibration_equals_the_whole_model_one():
     model, windows = _model(LLAMA), _windows(LLAMA, n=3)
     whole = calibration_stats(LLAMA, model.params, windows, hessians=True, batch_size=2)
-    streamed = streamed_calibration_stats(stream_model(model), windows, hessians=True, batch_size=2)
+    streamed = block_statistics(stream_model(model), windows, hessians=True, batch_size=2)
     assert streamed.tokens == whole.tokens
     for group in whole.sq_norms:
         _close(streamed.sq_norms[group], whole.sq_norms[group])

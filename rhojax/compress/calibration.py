@@ -146,15 +146,3 @@ def calibration_stats(
     return block_statistics(ResidentBlocks(config, params), windows, hessians=hessians, batch_size=batch_size,
                             on_layer=on_layer)
 
-
-def streamed_calibration_stats(
-    stream,
-    windows: np.ndarray,
-    *,
-    hessians: bool = False,
-    batch_size: int = 4,
-    on_layer: Callable[[int], None] | None = None,
-) -> CalibrationStats:
-    """:func:`calibration_stats` of a streamed model (:class:`~rhojax.io.stream.BlockStream`): one pass over its
-    blocks, each loaded once (:func:`block_statistics`)."""
-    return block_statistics(stream, windows, hessians=hessians, batch_size=batch_size, on_layer=on_layer)

@@ -16,7 +16,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from rhojax.compress import METHODS, NEEDS_HESSIAN, NEEDS_INPUT_NORM, calibration_stats
-from rhojax.compress.calibration import streamed_calibration_stats
+from rhojax.compress.calibration import block_statistics
 from rhojax.data.corpora import statistics_split
 from rhojax.data.windows import DEFAULT_SEQ_LEN, corpus_windows
 from rhojax.eval.intervals import ratio_ci
@@ -110,7 +110,7 @@ def run_sweep_study(model, run: RunFolder, settings: SweepSettings = SweepSettin
                                        s.calib_tokens, s.seq_len)
         hessians = any(m in NEEDS_HESSIAN for m in method_levels)
         calibration = (calibration_stats(config, model.params, calib_windows, hessians=hessians) if stream is None
-                       else streamed_calibration_stats(stream, calib_windows, hessians=hessians))
+                       else block_statistics(stream, calib_windows, hessians=hessians))
     started = time.perf_counter()
     with progress.stage(f"sensitivity sweep ({len(grid)} configurations)", len(grid)) as update:
         if stream is None:
