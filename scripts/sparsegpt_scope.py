@@ -9,6 +9,12 @@ per kind). Two mixed models locate the damage: the block-wide mask on the attent
 o; per-channel on the MLP) and on the MLP matrices only. One run folder per model (``WORK/MODEL``), one part
 per model built, so a stopped run resumes.
 
+Where the models part from the dense one: for each model, the relative deviation of its hidden states from
+the dense model's, ``||h'_l - h_l|| / ||h_l||`` at every depth ``l`` (evaluation windows), split into the
+first token (BOS, where the large "attention sink" activations sit) and the others, and the share of the
+deviation's energy on the dense model's ``TOP_DIMS`` largest residual dimensions at that depth (mean square
+over every token).
+
     .venv/bin/python scripts/sparsegpt_scope.py --models smollm2-135m,qwen2.5-coder-0.5b \\
         --data docs/results/data/sparsegpt_scope.json --work results/sparsegpt_scope
 """
@@ -20,11 +26,14 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from rhojax.commands.common import progress
+from rhojax.data.windows import corpus_windows
 from rhojax.io.resolve import load_model
 from rhojax.models.sites import get_site
+from rhojax.models.transformer import forward
 from rhojax.plan.actions import Plan, compress_plan, nm, prune, uniform_plan
 from rhojax.plan.study import PlanSettings, PlanStudy
 from rhojax.provenance import provenance
@@ -37,6 +46,31 @@ USED_SETTINGS = ("text", "tokens", "seq_len", "calib_text", "calib_tokens", "sta
                  "batch_size", "boots")
 #: The kinds given the block-wide mask in each mixed model (the others get the per-channel mask).
 ATTENTION_OR_MLP = {"attention": ("q", "k", "v", "o"), "mlp": ("gate", "up", "down")}
+#: Residual dimensions counted as the dense model's largest at each depth.
+TOP_DIMS = 8
+#: Evaluation tokens of the depth track (512-token windows).
+TRACK_TOKENS = 2048
+
+
+def hidden_states(config, params: dict, windows: np.ndarray) -> np.ndarray:
+    """Every ``h_l`` (L + 1, N, T, D) of ``windows`` (N, T), one window at a time."""
+    run = jax.jit(lambda t: forward(config, params, t[None], return_hidden=True)[1][:, 0])
+    return np.stack([np.asarray(run(w), np.float64) for w in np.asarray(windows, np.int32)], axis=1)
+
+
+def deviation_by_depth(dense: np.ndarray, compressed: np.ndarray) -> dict:
+    """Relative deviation of ``compressed`` from ``dense`` hidden states (L + 1, N, T, D) at each depth: over
+    every token, at the first token (BOS) and the others, and the share of the squared deviation on the
+    dense model's ``TOP_DIMS`` largest dimensions (by mean square over tokens) at that depth."""
+    d2, h2 = (compressed - dense) ** 2, dense**2
+    rel = lambda num, den: np.sqrt(num.sum(axis=(1, 2, 3)) / den.sum(axis=(1, 2, 3)))  # noqa: E731
+    top = np.argsort(h2.mean(axis=(1, 2)), axis=-1)[:, -TOP_DIMS:]  # (L + 1, TOP_DIMS)
+    on_top = np.take_along_axis(d2.sum(axis=(1, 2)), top, axis=-1).sum(axis=-1)
+    return {"all": rel(d2, h2).tolist(), "bos": rel(d2[:, :, :1], h2[:, :, :1]).tolist(),
+            "rest": rel(d2[:, :, 1:], h2[:, :, 1:]).tolist(),
+            "top_dims_share": (on_top / d2.sum(axis=(1, 2, 3))).tolist(),
+            "top_dims_energy_share": (np.take_along_axis(h2.sum(axis=(1, 2)), top, axis=-1).sum(axis=-1)
+                                      / h2.sum(axis=(1, 2, 3))).tolist()}
 
 
 def channel_sparsity(config, params: dict) -> dict[str, np.ndarray]:
@@ -70,19 +104,29 @@ def compare(model, settings: PlanSettings, sparsity: float, work: Path) -> dict:
             for layer, kind in c.sites}) for part, kinds in ATTENTION_OR_MLP.items()},
     }
 
-    def build(plan: Plan) -> dict:
-        params = compress_plan(c, model.params, plan, study.statistics, batch_size=settings.batch_size)
-        return {**study.score(c, params), "channel_sparsity": spread(channel_sparsity(c, params))}
-
     dense = study.dense()
-    built = {name: run.part(f"uniform_{name.replace(':', '_')}", lambda p=plan: build(p))
-             for name, plan in plans.items()}
+    windows = corpus_windows(model.tokenizer, settings.text, "evaluation", TRACK_TOKENS, settings.seq_len)
+    dense_states = None
+    built, tracks = {}, {}
+    for name, plan in plans.items():
+        key = name.replace(":", "_")
+        if not (run.has(f"uniform_{key}") and run.has(f"track_{key}")):
+            params = compress_plan(c, model.params, plan, study.statistics, batch_size=settings.batch_size)
+            run.part(f"uniform_{key}", lambda p=params: {
+                **study.score(c, p), "channel_sparsity": spread(channel_sparsity(c, p))})
+            if dense_states is None and not run.has(f"track_{key}"):
+                dense_states = hidden_states(c, model.params, windows)
+            run.part(f"track_{key}", lambda p=params, d=dense_states: deviation_by_depth(
+                d, hidden_states(c, p, windows)))
+            del params
+        built[name], tracks[name] = run.read(f"uniform_{key}"), run.read(f"track_{key}")
     models = []
     for name, row in built.items():
         ratio, ci = study.paired_ratio(row, built["sparsegpt"])
         scored = study.scored(row, dense)
         models.append({"method": name, **{k: scored[k] for k in ("perplexity", "perplexity_ci", "ratio", "ratio_ci")},
-                       "vs_sparsegpt": ratio, "vs_sparsegpt_ci": ci, "channel_sparsity": row["channel_sparsity"]})
+                       "vs_sparsegpt": ratio, "vs_sparsegpt_ci": ci, "channel_sparsity": row["channel_sparsity"],
+                       "deviation_by_depth": tracks[name]})
     return {"model": model.spec, "dense_perplexity": study.scored(dense, dense)["perplexity"], "models": models}
 
 
