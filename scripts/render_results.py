@@ -1052,7 +1052,30 @@ def sparsegpt_scope(data: dict[str, dict]) -> str:
         "is the per-output-channel sparsity over every channel of every matrix.", "",
         md_table(["model", "method", "perplexity (95%)", "vs `sparsegpt` (paired 95%)",
                   "channel sparsity 1% / median / 99% (all: min-max)"], rows),
-        "", source_note(d, "sparsegpt_scope")])
+        *scope_depth(d, names), "", source_note(d, "sparsegpt_scope")])
+
+
+def scope_depth(d: dict, names: dict[str, str]) -> list[str]:
+    """Lines of the depth table of :func:`sparsegpt_scope`: each model's deviation from the dense hidden states."""
+    rows = []
+    for r in d["rows"]:
+        for m in r["models"]:
+            track = m.get("deviation_by_depth")
+            if track is None:
+                continue
+            L = len(track["all"]) - 1
+            depths = [L // 4, L // 2, 3 * L // 4, L]
+            rows.append([f"`{r['model']}`", names.get(m["method"], m["method"]),
+                         *(f"{num(track['all'][k], 2)} ({num(track['bos'][k], 2)} / {num(track['rest'][k], 2)})"
+                           for k in depths),
+                         f"{num(100 * track['top_dims_share'][L // 2], 2)}%"])
+    if not rows:
+        return []
+    return ["", "Where the models part from the dense one: the relative deviation of the hidden states "
+            "`||h'_l - h_l|| / ||h_l||` at a quarter, half, three quarters and all of the depth (in brackets: at "
+            "the first token, BOS, and at the others), and the share of the squared deviation at half depth on the "
+            "dense model's 8 largest residual dimensions there.", "",
+            md_table(["model", "method", "1/4 of the depth", "1/2", "3/4", "output", "on the 8 largest dims"], rows)]
 
 
 #: Regions of hand-written files that are rendered from data: file -> {region name: renderer}.
