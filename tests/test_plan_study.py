@@ -34,6 +34,9 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
             "bi_removal,uniform_rtn", "--tasks", "arc_easy", "--task-limit", "4", *BUDGET]
     result = CliRunner().invoke(app, [*args, "--save-model", "--save-packed"])
     assert result.exit_code == 0, result.output
+    # the builds report progress layer by layer (4 layers; 2 baselines, one skipped, still counted)
+    assert "[planned model: sequential calibration (layers)] done: 4/4" in result.output
+    assert "[baselines at the same budget (layers)] done: 8/8" in result.output
     data = json.loads((out / "plan.json").read_text())
     p = data["plan"]
     assert data["unit"] == "params" and p["budget_used"]["params"] <= 0.5

@@ -26,6 +26,7 @@ import hashlib
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -423,10 +424,11 @@ class PlanStudy:
         """``stem`` and a digest of ``plan``'s actions: a changed plan never reuses another plan's part."""
         return f"{stem}_{plan_digest(self.config, plan)}"
 
-    def evaluate(self, name: str, plan: Plan) -> dict:
-        """Build ``plan`` (sequential calibration) and score it (a part keyed by the plan's content)."""
+    def evaluate(self, name: str, plan: Plan, on_layer: Callable[[int], None] | None = None) -> dict:
+        """Build ``plan`` (sequential calibration; ``on_layer(layers_done)``) and score it (a part keyed by the
+        plan's content)."""
         return self.run.part(self.part_name(f"eval_{name}", plan), lambda: self.score(*apply_plan(
-            self.config, self.params, plan, self.statistics, batch_size=self.s.batch_size)))
+            self.config, self.params, plan, self.statistics, batch_size=self.s.batch_size, on_layer=on_layer)))
 
     def calibration_loss(self, config, params) -> float:
         """Mean next-token NLL (nats per token) on the calibration windows."""
@@ -537,21 +539,23 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
     if s.apply:
         dense = study.dense()
         summary["dense"] = study.scored(dense, dense)
-        raw = {"plan": study.evaluate("plan", plan)}
+        L = config.num_layers
+        with progress.stage("planned model: sequential calibration (layers)", L) as update:
+            raw = {"plan": study.evaluate("plan", plan, on_layer=update)}
         summary["plan"].update(study.scored(raw["plan"], dense))
         rows = []
-        with progress.stage("baselines at the same budget", len(s.baselines)) as update:
+        with progress.stage("baselines at the same budget (layers)", len(s.baselines) * L) as update:
             for i, name in enumerate(s.baselines):
                 b = baseline_plans.baseline_plan(name, config, unit, fraction, study.signal, s.schedule)
                 if isinstance(b, str):
                     rows.append({"name": name, "skipped": b})
                 else:
-                    raw[name] = study.evaluate(name, b)
+                    raw[name] = study.evaluate(name, b, on_layer=lambda n, i=i: update(i * L + n))
                     row = {"name": name, **describe_plan(config, b), **study.scored(raw[name], dense),
                            "predicted_delta_loss": predicted_or_none(config, b, table, curve)}
                     row.pop("sites")
                     rows.append(row)
-                update(i + 1)
+                update((i + 1) * L)
         summary["baselines"] = rows
         done = [r for r in rows if "ratio" in r]
         if done:
