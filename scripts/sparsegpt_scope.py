@@ -26,19 +26,18 @@ import sys
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from rhojax.commands.common import progress
 from rhojax.data.windows import corpus_windows
 from rhojax.io.resolve import load_model
 from rhojax.models.sites import get_site
-from rhojax.models.transformer import forward
 from rhojax.plan.actions import Plan, compress_plan, nm, prune, uniform_plan
 from rhojax.plan.study import PlanSettings, PlanStudy
 from rhojax.provenance import provenance
 from rhojax.report.jsonio import write_json
 from rhojax.runs import RunFolder
+from rhojax.sharding import clean_states
 
 QUANTILES = (0.0, 0.01, 0.05, 0.5, 0.95, 0.99, 1.0)
 #: The fields of :class:`PlanSettings` this study depends on (windows, evaluation, intervals): its run identity.
@@ -50,12 +49,6 @@ ATTENTION_OR_MLP = {"attention": ("q", "k", "v", "o"), "mlp": ("gate", "up", "do
 TOP_DIMS = 8
 #: Evaluation tokens of the depth track (512-token windows).
 TRACK_TOKENS = 2048
-
-
-def hidden_states(config, params: dict, windows: np.ndarray) -> np.ndarray:
-    """Every ``h_l`` (L + 1, N, T, D) of ``windows`` (N, T), one window at a time."""
-    run = jax.jit(lambda t: forward(config, params, t[None], return_hidden=True)[1][:, 0])
-    return np.stack([np.asarray(run(w), np.float64) for w in np.asarray(windows, np.int32)], axis=1)
 
 
 def deviation_by_depth(dense: np.ndarray, compressed: np.ndarray) -> dict:
@@ -115,9 +108,9 @@ def compare(model, settings: PlanSettings, sparsity: float, work: Path) -> dict:
             run.part(f"uniform_{key}", lambda p=params: {
                 **study.score(c, p), "channel_sparsity": spread(channel_sparsity(c, p))})
             if dense_states is None and not run.has(f"track_{key}"):
-                dense_states = hidden_states(c, model.params, windows)
+                dense_states = np.asarray(clean_states(c, model.params, windows), np.float64)
             run.part(f"track_{key}", lambda p=params, d=dense_states: deviation_by_depth(
-                d, hidden_states(c, p, windows)))
+                d, np.asarray(clean_states(c, p, windows), np.float64)))
             del params
         built[name], tracks[name] = run.read(f"uniform_{key}"), run.read(f"track_{key}")
     models = []

@@ -35,8 +35,8 @@ from rhojax.io.resolve import (
 )
 from rhojax.io.tokenizer import Tokenizer
 from rhojax.models.config import ModelConfig
+from rhojax.models.layerwise import ResidentBlocks
 from rhojax.models.params import assemble_block, assemble_top, model_bytes
-from rhojax.models.transformer import block_params
 
 #: ``load(layer)``: the params of one block.
 BlockLoader = Callable[[int], dict]
@@ -81,9 +81,9 @@ class BlockStream:
 
 def stream_model(model: Model) -> BlockStream:
     """A loaded :class:`Model` seen as a stream (its blocks are sliced from the resident stack)."""
-    top = {k: v for k, v in model.params.items() if k != "blocks"}
-    return BlockStream(model.spec, model.config, top, model.dtype, model.source, model.gguf_file,
-                       lambda t: block_params(model.params, t))
+    resident = ResidentBlocks(model.config, model.params)
+    return BlockStream(model.spec, model.config, resident.top, model.dtype, model.source, model.gguf_file,
+                       resident.block)
 
 
 def _source(spec: str):
