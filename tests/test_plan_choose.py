@@ -1,4 +1,4 @@
-"""Choosing a plan from a table of effective drifts (pure: no model is run)."""
+"""Choosing a plan from a table of effective drifts, and rescaling it by uniform anchors (pure: no model is run)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from rhojax.models import ModelConfig
-from rhojax.plan.actions import ActionGrid, dense_model_cost
-from rhojax.plan.cost_model import LossCurve
-from rhojax.plan.study import choose_plan, drift_table, lightest_fraction
+from rhojax.plan.actions import ActionGrid, dense_model_cost, prune
+from rhojax.plan.cost_model import LossCurve, predict
+from rhojax.plan.study import anchor_plan, anchored_table, choose_plan, drift_table, lightest_fraction, plan_drifts
 
 CONFIG = ModelConfig("llama", vocab_size=61, hidden_size=16, num_layers=3, num_heads=2, num_kv_heads=1,
                      head_dim=8, intermediate_size=32, norm_eps=1e-5)
@@ -93,3 +93,44 @@ def test_uniform_rtn_baseline_falls_back_to_channel_scales_like_the_grid():
     three = uniform_plan(config, lambda shape: rtn(3, 128 if shape[0] % 128 == 0 else None))
     assert three.cost(config).bytes > 0.15 * dense  # 3 bits would not fit
     assert isinstance(baseline_plan("uniform_rtn", config, "bytes", 0.01, None, "depth"), str)
+
+
+def test_anchors_reprice_their_family_so_the_uniform_plans_are_predicted_at_their_measured_loss():
+    """Planted: every single site of SparseGPT (per channel) looks 4x dearer than the same site under Wanda, but the
+    uniform SparseGPT model measures half of Wanda's loss (its updates absorb upstream error). Without anchors
+    the planner prunes with Wanda; with them, with SparseGPT, and both anchor plans are predicted at their
+    measured loss."""
+    grid = ActionGrid(methods=("wanda", "sparsegpt_row"), sparsities=(0.3, 0.5, 0.7), nm_patterns=((2, 4),),
+                      rank_fractions=(), bits=(), group_size=16, removal=False)
+    drifts = {}
+    for layer, kind in CONFIG.sites:
+        for a in grid.site_actions(CONFIG.site_shape(kind)):
+            if a.op != "dense":
+                drifts[(layer, kind, a.name)] = a.level * (2.0 if a.method == "sparsegpt_row" else 1.0)
+    wanda, sgpt = prune("wanda", 0.5), prune("sparsegpt_row", 0.5)
+    additive = {a: predict(SQUARE, plan_drifts(CONFIG, anchor_plan(CONFIG, grid, a), drifts)) for a in (wanda, sgpt)}
+    assert additive[sgpt] == pytest.approx(4 * additive[wanda])
+    measured = {wanda: additive[wanda], sgpt: additive[wanda] / 2}
+    budget = 0.5 * dense_model_cost(CONFIG).params
+    before = choose_plan(CONFIG, grid, drifts, SQUARE, "params", budget, bins=2000)
+    assert {a.method for a in before.actions.values() if a.op == "prune"} == {"wanda"}
+    table, rows = anchored_table(CONFIG, grid, drifts, SQUARE, measured)
+    assert [r["factor"] for r in rows] == pytest.approx([1.0, 1 / 8])
+    for a in (wanda, sgpt):
+        assert predict(SQUARE, plan_drifts(CONFIG, anchor_plan(CONFIG, grid, a), table)) == pytest.approx(measured[a])
+    assert table[(1, "up", "sparsegpt_row@0.7")] == pytest.approx(drifts[(1, "up", "sparsegpt_row@0.7")] / 8**0.5)
+    assert table[(1, "up", "sparsegpt@2:4")] == drifts[(1, "up", "sparsegpt@2:4")]  # N:M: another family
+    after = choose_plan(CONFIG, grid, table, SQUARE, "params", budget, bins=2000)
+    assert {a.method for a in after.actions.values() if a.op == "prune"} == {"sparsegpt_row"}
+
+
+def test_two_anchors_of_a_family_interpolate_its_levels_between_them():
+    grid = ActionGrid(methods=("wanda",), sparsities=(0.3, 0.5, 0.7), nm_patterns=(), rank_fractions=(), bits=(),
+                      group_size=16, removal=True)
+    drifts = {key: 1.0 for key in table(1, removal_drift=1.0)}
+    n = len(CONFIG.sites)  # each anchor plan: n sites of predicted loss 1 (curve: drift^2)
+    low, high = prune("wanda", 0.3), prune("wanda", 0.7)
+    scaled, rows = anchored_table(CONFIG, grid, drifts, SQUARE, {low: 0.5 * n, high: 3.0 * n})
+    assert [r["predicted_delta_loss"] for r in rows] == pytest.approx([n, n])
+    assert SQUARE.loss(scaled[(0, "q", "wanda@0.5")]) == pytest.approx(1.75)  # halfway between 0.5 and 3
+    assert scaled[(2, "block", "remove")] == 1.0  # removals keep their measured cost

@@ -199,3 +199,14 @@ def test_correction_factors_raise_the_layers_that_hurt_most_beyond_prediction():
     assert correction_factors(predicted, measured, 5) == pytest.approx({4: 10.0, 1: 4.0, 0: 1.5})  # never < 1
     assert correction_factors({0: 1.0}, {0: 50.0}, 3) == {0: 10.0}  # capped
     assert correction_factors({0: 0.0}, {0: 0.0}, 3) == {}
+
+
+def test_anchor_factor_is_the_clipped_ratio_and_interpolates_in_level():
+    from rhojax.plan.cost_model import anchor_factor, level_factor
+
+    assert anchor_factor(0.3, 0.9) == pytest.approx(1 / 3)
+    assert anchor_factor(5.0, 0.1) == 10.0 and anchor_factor(-0.1, 0.5) == 0.1  # a method neither forbidden nor free
+    assert anchor_factor(0.2, 0.0) == 10.0
+    assert level_factor([0.7, 0.3], [2.0, 1.0], 0.4) == pytest.approx(1.25)  # 1 + (0.4 - 0.3) / 0.4
+    assert level_factor([0.3, 0.7], [1.0, 2.0], 0.9) == 2.0 and level_factor([0.3, 0.7], [1.0, 2.0], 0.1) == 1.0
+    assert level_factor([0.5], [0.4], 0.3) == 0.4  # one anchor speaks for every level of its family

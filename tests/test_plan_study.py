@@ -16,10 +16,18 @@ from rhojax.errors import RhojaxError
 from rhojax.eval.perplexity import perplexity
 from rhojax.io.resolve import load_model
 from rhojax.models.sites import get_site, set_site
-from rhojax.plan.actions import Plan, dense_model_cost
+from rhojax.plan.actions import Plan, apply_plan, dense_model_cost, prune
 from rhojax.plan.cost_model import LossCurve, predict
 from rhojax.plan.pack import load_packed, packed_bytes
-from rhojax.plan.study import PlanSettings, check_feasible, drift_table, parse_target, plan_drifts
+from rhojax.plan.study import (
+    PlanSettings,
+    anchor_plan,
+    anchored_table,
+    check_feasible,
+    drift_table,
+    parse_target,
+    plan_drifts,
+)
 from tests.test_depth_cli import tiny_folder  # noqa: F401 - the tiny random llama saved as an HF folder
 
 BUDGET = ["--calib-tokens", "128", "--stats-tokens", "256", "--tokens", "128", "--seq-len", "64", "--samples", "2",
@@ -31,12 +39,13 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
     out = tmp_path / "plan"
     args = ["plan", str(tiny_folder), "--target", "params=0.5", "--out", str(out), "--apply", "--closed-loop",
             "--baselines",
-            "bi_removal,uniform_rtn", "--tasks", "arc_easy", "--task-limit", "4", *BUDGET]
+            "bi_removal,uniform_rtn", "--tasks", "arc_easy", "--task-limit", "4", "--anchors", "wanda@0.5", *BUDGET]
     result = CliRunner().invoke(app, [*args, "--save-model", "--save-packed"])
     assert result.exit_code == 0, result.output
     # the builds report progress layer by layer (4 layers; 2 baselines, one skipped, still counted)
     assert "[planned model: sequential calibration (layers)] done: 4/4" in result.output
     assert "[baselines at the same budget (layers)] done: 8/8" in result.output
+    assert "[anchor wanda@0.5: sequential calibration (layers)] done: 4/4" in result.output
     data = json.loads((out / "plan.json").read_text())
     p = data["plan"]
     assert data["unit"] == "params" and p["budget_used"]["params"] <= 0.5
@@ -51,9 +60,21 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
     assert all(r["delta_loss"] is not None for r in records)  # delta_source measured: every candidate end to end
     assert not any(r["action"] == "wanda@0.5" for r in records)  # interpolated, not measured
     curve = LossCurve(**data["loss_curve"])
-    table = drift_table(model.config, settings.grid(), records, curve, np.asarray(data["rho"]), (0.3, 0.7))
+    raw = drift_table(model.config, settings.grid(), records, curve, np.asarray(data["rho"]), (0.3, 0.7))
+    # the anchor: uniform Wanda 50% built with sequential calibration, its calibration loss measured here
+    (anchor,) = data["anchors"]
+    calibration, statistics = settings.plan_windows(model.tokenizer)
+    uniform = anchor_plan(model.config, settings.grid(), prune("wanda", 0.5))
+    built = apply_plan(model.config, model.params, uniform, statistics, batch_size=settings.batch_size)
+    measured = np.log(perplexity(*built, calibration).perplexity / perplexity(model.config, model.params,
+                                                                              calibration).perplexity)
+    assert anchor["action"] == "wanda@0.5" and anchor["measured_delta_loss"] == pytest.approx(measured, rel=1e-4)
+    assert anchor["predicted_delta_loss"] == pytest.approx(predict(curve, plan_drifts(model.config, uniform, raw)))
+    table, _ = anchored_table(model.config, settings.grid(), raw, curve, {prune("wanda", 0.5): measured})
+    assert predict(curve, plan_drifts(model.config, uniform, table)) == pytest.approx(
+        np.clip(measured, 0.1 * anchor["predicted_delta_loss"], 10 * anchor["predicted_delta_loss"]), rel=1e-4)
     assert predict(curve, plan_drifts(model.config, Plan.from_dict(p), table)) == pytest.approx(
-        p["predicted_delta_loss"])
+        p["predicted_delta_loss"], rel=1e-4)
     assert Plan.from_dict(p).cost(model.config).params <= 0.5 * dense_model_cost(model.config).params
     # verification: perplexities with intervals, the baselines at the same budget (RTN cannot save params)
     assert p["perplexity_ci"][0] <= p["perplexity"] <= p["perplexity_ci"][1]

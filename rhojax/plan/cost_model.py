@@ -38,6 +38,16 @@ An earlier rule added the drifts in quadrature and applied the curve to the tota
 noisy single-site measurements (``p`` near 1 on SmolLM2 at 1,024 measurement tokens), it predicted a 210-site
 plan at 0.04 nats/token where 0.56 was measured: the sum predicted 0.38.
 
+**Uniform anchors.** Single sites are measured with the rest of the model dense and their compression fitted
+to dense inputs. A whole model is built sequentially: each matrix is fitted to the inputs the compressed layers
+before it produce, and an update such as SparseGPT's can absorb part of the upstream error. How much differs by
+method and model: on Qwen2.5-Coder-0.5B the sum priced uniform 50% SparseGPT with per-channel masks at 3.4x its
+measured loss increase, uniform Wanda at 0.6x. An *anchor* is one such uniform plan (an action on every matrix),
+built with sequential calibration and measured on the calibration windows. Its ratio
+``c = measured / predicted`` (:func:`anchor_factor`) rescales the predicted loss of every candidate of the same
+method and kind of pruning (unstructured, or N:M), interpolated in level between that family's anchors
+(:func:`level_factor`). The sum then reproduces every anchor's measured loss.
+
 **Closed loop.** After a plan is built, each layer's contribution is measured on the planned model itself
 (calibration loss with that layer's matrices restored to dense, the other compressed matrices kept) and set
 against the predicted one (:func:`layer_marginals`). In the layers that hurt most beyond their prediction
@@ -57,6 +67,10 @@ from rhojax.errors import RhojaxError
 
 #: The fitted exponent is kept in this range.
 P_RANGE: tuple[float, float] = (1.0, 4.0)
+
+#: An anchor's factor is kept in this range: a uniform plan measured at (or below) no loss increase, or far above its
+#: prediction, must not make a method free or forbidden.
+ANCHOR_BOUNDS: tuple[float, float] = (0.1, 10.0)
 
 #: The fitted depth exponent ``gamma`` is searched on this grid (0: depth ignored; 1: the profile as is).
 GAMMA_GRID: np.ndarray = np.linspace(0.0, 2.0, 201)
@@ -174,6 +188,22 @@ def interpolate_level(levels: np.ndarray, values: np.ndarray, level: float) -> f
         raise RhojaxError(f"level {level} lies outside the measured levels {levels.tolist()}: measure it, or "
                           "plan inside the measured range")
     return float(np.interp(level, levels, values))
+
+
+def anchor_factor(measured: float, predicted: float, bounds: tuple[float, float] = ANCHOR_BOUNDS) -> float:
+    """``c = measured / predicted`` for a uniform anchor plan, clipped to ``bounds`` (the upper bound where the
+    prediction is not positive)."""
+    if predicted <= 0:
+        return float(bounds[1])
+    return float(np.clip(measured / predicted, *bounds))
+
+
+def level_factor(levels, factors, level: float) -> float:
+    """The factor at ``level``: piecewise-linear between a family's anchors (``levels``, ``factors``), constant
+    beyond the outermost ones (one anchor: its factor at every level)."""
+    levels, factors = np.asarray(levels, np.float64), np.asarray(factors, np.float64)
+    order = np.argsort(levels)
+    return float(np.interp(level, levels[order], factors[order]))
 
 
 def layer_marginals(curve: LossCurve, drifts: dict[int, list[float]]) -> dict[int, float]:

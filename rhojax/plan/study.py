@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -43,23 +44,30 @@ from rhojax.eval.task_data import parse_task_names
 from rhojax.eval.tasks import evaluate
 from rhojax.plan import baselines as baseline_plans
 from rhojax.plan.actions import (
+    DENSE,
     PRUNE_METHODS,
     REMOVE,
+    Action,
     ActionGrid,
     Plan,
     apply_plan,
     compress_plan,
     dense_model_cost,
+    nm,
+    prune,
     remove_planned,
+    uniform_plan,
 )
 from rhojax.plan.cost_model import (
     DepthExponentFit,
     LossCurve,
+    anchor_factor,
     correction_factors,
     effective_drift,
     fit_depth_exponent,
     interpolate_level,
     layer_marginals,
+    level_factor,
     predict,
     propagated_drift,
 )
@@ -125,6 +133,10 @@ class PlanSettings(TextSettings):
     calib_seed: int = setting(0, "Calibration sample: 0 takes the first windows of calib-text (measurement, then "
                               "statistics); another value draws them at random from its first 8x as many.")
     apply: bool = setting(False, "Build the plan and the baselines and evaluate them.")
+    anchors: tuple[str, ...] = setting((), "Uniform anchor plans (e.g. sparsegpt_row@0.5, wanda@0.5, sparsegpt@2:4), "
+                                       "built with sequential calibration; each one's measured calibration loss "
+                                       "over its predicted one rescales the candidates of its method and pattern "
+                                       "(empty: none).")
     closed_loop: bool = setting(False, "With apply: measure each layer's contribution on the planned model, "
                                 "correct the layers where predicted and measured differ most, and re-plan once.")
     replan_layers: int = setting(6, "Layers corrected by the closed loop.")
@@ -153,6 +165,11 @@ class PlanSettings(TextSettings):
         for b in self.baselines:
             if b not in baseline_plans.BASELINES:
                 raise RhojaxError(f"baselines: {b!r} is not one of {', '.join(baseline_plans.BASELINES)}")
+        allowed = [a.name for a in self.anchor_choices()]
+        for name in self.anchors:
+            if name not in allowed:
+                raise RhojaxError(f"anchors: {name!r} is not a pruning action of the grid; choose among "
+                                  f"{', '.join(allowed)}")
         missing = set(self.measured_sparsities) - set(self.sparsities)
         if missing or (self.measured_sparsities and (min(self.measured_sparsities) > min(self.sparsities)
                                                      or max(self.measured_sparsities) < max(self.sparsities))):
@@ -166,6 +183,17 @@ class PlanSettings(TextSettings):
         both = dataclasses.replace(self, calib_tokens=(n + max(1, self.stats_tokens // self.seq_len)) * self.seq_len)
         windows = both.calibration_windows(tokenizer, self.calib_seed)
         return windows[:n], windows[n:]
+
+    def anchor_choices(self) -> list[Action]:
+        """The actions an anchor may name: every pruning action of the grid (unstructured and N:M)."""
+        grid = self.grid()
+        return list(dict.fromkeys([prune(m, level) for m in grid.methods for level in grid.sparsities]
+                                  + [nm(m, p) for m in grid.methods for p in grid.nm_patterns]))
+
+    def anchor_actions(self) -> list[Action]:
+        """The actions of :attr:`anchors`."""
+        by_name = {a.name: a for a in self.anchor_choices()}
+        return [by_name[name] for name in self.anchors]
 
     def grid(self) -> ActionGrid:
         """The candidate grid these settings describe."""
@@ -278,11 +306,56 @@ def layer_drifts(plan: Plan, table: dict) -> dict[int, list[float]]:
     return out
 
 
+def scaled_table(table: dict, factor: Callable[[tuple[int, str, str]], float], curve: LossCurve) -> dict:
+    """``table`` with each candidate's drift scaled by ``factor(key)^(1/p)``, so that its predicted loss
+    ``curve.loss(delta)`` is multiplied by ``factor(key)``."""
+    return {key: d * factor(key) ** (1.0 / curve.p) for key, d in table.items()}
+
+
 def corrected_table(table: dict, factors: dict[int, float], curve: LossCurve) -> dict:
-    """``table`` with every candidate of a corrected layer, its removal included, scaled by ``r_t^(1/p)``, so that
-    its predicted loss ``curve.loss(delta)`` is multiplied by ``r_t`` (a layer whose matrices became dearer must
-    not become cheap to remove)."""
-    return {key: d * factors[key[0]] ** (1.0 / curve.p) if key[0] in factors else d for key, d in table.items()}
+    """``table`` with every candidate of a corrected layer, its removal included, scaled so that its predicted
+    loss is multiplied by ``r_t`` (a layer whose matrices became dearer must not become cheap to remove)."""
+    return scaled_table(table, lambda key: factors.get(key[0], 1.0), curve)
+
+
+def anchor_plan(config, grid: ActionGrid, action: Action) -> Plan:
+    """``action`` on every matrix the grid allows it on (N:M needs ``in`` divisible by M), the rest dense."""
+    return uniform_plan(config, lambda shape: action if action in grid.site_actions(shape) else DENSE)
+
+
+def family(action: Action) -> tuple[str, str]:
+    """What an anchor speaks for: the same op (unstructured or N:M pruning) with the same method."""
+    return action.op, action.method
+
+
+def anchored_table(config, grid: ActionGrid, table: dict, curve: LossCurve,
+                   measured: dict[Action, float]) -> tuple[dict, list[dict]]:
+    """``table`` rescaled by the uniform anchors, and one row per anchor.
+
+    ``measured``: each anchor action's measured loss increase (its :func:`anchor_plan` built with sequential
+    calibration). Its factor ``c = measured / predicted`` (:func:`~rhojax.plan.cost_model.anchor_factor`, the
+    prediction from ``table``) multiplies the predicted loss of every candidate of its :func:`family`,
+    interpolated in level between the family's anchors (:func:`~rhojax.plan.cost_model.level_factor`); other
+    candidates and removals keep theirs. Each anchor plan is then predicted at its measured loss (within the
+    factor's bounds)."""
+    rows = []
+    for action, loss in measured.items():
+        predicted = predict(curve, plan_drifts(config, anchor_plan(config, grid, action), table))
+        rows.append({"action": action.name, "measured_delta_loss": float(loss), "predicted_delta_loss": predicted,
+                     "factor": anchor_factor(float(loss), predicted)})
+    families: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    for action, row in zip(measured, rows, strict=True):
+        levels, factors = families.setdefault(family(action), ([], []))
+        levels.append(action.level)
+        factors.append(row["factor"])
+    actions = {a.name: a for kind in config.site_kinds for a in grid.site_actions(config.site_shape(kind))}
+
+    def factor(key: tuple[int, str, str]) -> float:
+        action = actions.get(key[2])
+        anchors = families.get(family(action)) if action is not None else None
+        return level_factor(*anchors, action.level) if anchors else 1.0
+
+    return scaled_table(table, factor, curve), rows
 
 
 def predicted_or_none(config, plan: Plan, table: dict, curve: LossCurve) -> float | None:
@@ -405,6 +478,31 @@ class PlanStudy:
 
         return self.measurements.part("removals_end_to_end", compute)
 
+    def anchor_losses(self) -> dict[Action, float]:
+        """Each anchor's loss increase on the calibration windows: its :func:`anchor_plan` built with sequential
+        calibration on the statistics windows (a part per anchor, shared like the single-site measurements)."""
+        c, grid = self.config, self.s.grid()
+        dense = self.measurements.part("calibration_loss_dense", lambda: self.calibration_loss(c, self.params))
+        out = {}
+        for action in self.s.anchor_actions():
+            def compute(action=action):
+                plan = anchor_plan(c, grid, action)
+                with self.progress.stage(f"anchor {action.name}: sequential calibration (layers)",
+                                         c.num_layers) as update:
+                    built = apply_plan(c, self.params, plan, self.statistics, batch_size=self.s.batch_size,
+                                       on_layer=update)
+                return self.calibration_loss(*built) - dense
+
+            out[action] = self.measurements.part("anchor_" + re.sub(r"[^A-Za-z0-9_.-]", "_", action.name), compute)
+        return out
+
+    def cost_table(self, records: list[dict], curve: LossCurve, rho: np.ndarray) -> tuple[dict, list[dict]]:
+        """Every candidate's effective drift (:func:`drift_table`) rescaled by the anchors
+        (:func:`anchored_table`), and the anchors' rows."""
+        s, grid = self.s, self.s.grid()
+        table = drift_table(self.config, grid, records, curve, rho, tuple(s.measured_sparsities))
+        return anchored_table(self.config, grid, table, curve, self.anchor_losses()) if s.anchors else (table, [])
+
     def score(self, config, params) -> dict:
         """Per-window NLL on the evaluation windows, the calibration NLL, and the zero-shot tasks if any (accuracy,
         its standard error and each item's 0/1 correctness, for paired comparisons)."""
@@ -520,14 +618,14 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
     curve = chosen_curve(fit, s.amplification)
     prop = propagated_drift(np.array([r["local_error"] for r in fitted]), np.array([r["layer"] for r in fitted]), rho,
                             curve.gamma)
-    table = drift_table(config, grid, records, curve, rho, tuple(s.measured_sparsities))
+    table, anchors = study.cost_table(records, curve, rho)
     budget = fraction * dense_model_cost(config).get(unit)
     plan = choose_plan(config, grid, table, curve, unit, budget, s.bins)
     predicted = predict(curve, plan_drifts(config, plan, table))
     summary = {
         "settings": dataclasses.asdict(s), "unit": unit, "fraction": fraction, "layers": config.num_layers,
         "rho": rho.tolist(), "loss_curve": curve.to_dict(), "depth_exponent": fit.to_dict(),
-        "candidates": len(records),
+        "candidates": len(records), **({"anchors": anchors} if anchors else {}),
         "end_to_end": sum(r["delta_loss"] is not None for r in records), "fit_sites": len(fitted),
         "calibration_tokens": int(study.calibration.size),
         "loss_curve_fit": {"propagated_drift": prop.tolist(), "delta_loss": [r["delta_loss"] for r in fitted],
@@ -577,7 +675,7 @@ def profile_comparison(study: PlanStudy, records: list[dict], curve: LossCurve, 
     """The plan the cost model chooses with ``gamma = 1`` (the profile as is), evaluated against the fitted plan:
     did fitting the depth exponent help? Perplexity ratio fitted / profile with its paired interval."""
     s, config = study.s, study.config
-    table = drift_table(config, s.grid(), records, curve, rho, tuple(s.measured_sparsities))
+    table, _ = study.cost_table(records, curve, rho)
     other = choose_plan(config, s.grid(), table, curve, unit, budget, s.bins)
     out = {"loss_curve": curve.to_dict(), "same_plan": other == plan}
     if other == plan:
