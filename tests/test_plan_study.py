@@ -90,6 +90,12 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
     if not profile["same_plan"]:
         assert profile["fitted_vs_profile"] == pytest.approx(p["perplexity"] / profile["perplexity"], rel=1e-9)
         assert profile["budget_used"]["params"] <= 0.5
+    # the same-run comparison with the plan chosen without the anchor
+    unanchored = data["unanchored_plan"]
+    if not unanchored["same_plan"]:
+        ratio = p["perplexity"] / unanchored["perplexity"]
+        assert unanchored["anchored_vs_unanchored"] == pytest.approx(ratio, rel=1e-9)
+        assert unanchored["budget_used"]["params"] <= 0.5
     names = {r["name"]: r for r in data["baselines"]}
     assert "skipped" in names["uniform_rtn"] and len(names["bi_removal"]["removed_layers"]) == 2  # (4 - 2) / 4
     removal = [curve.loss(table[(t, "block", "remove")]) for t in names["bi_removal"]["removed_layers"]]

@@ -664,6 +664,10 @@ def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(
     if s.apply and s.amplification != "profile":
         summary["profile_plan"] = profile_comparison(study, records, fit.profile, rho, unit, budget, plan,
                                                      raw["plan"], dense)
+    if s.apply and anchors:
+        raw_table = drift_table(config, grid, records, curve, rho, tuple(s.measured_sparsities))
+        summary["unanchored_plan"] = anchor_comparison(study, raw_table, curve, unit, budget, plan, raw["plan"],
+                                                       dense)
     if s.apply and s.closed_loop:
         summary["closed_loop"] = closed_loop(study, plan, table, curve, unit, budget, dense)
     summary["seconds_this_run"] = time.perf_counter() - started
@@ -674,19 +678,34 @@ def profile_comparison(study: PlanStudy, records: list[dict], curve: LossCurve, 
                        budget: float, plan: Plan, evaluated: dict, dense: dict) -> dict:
     """The plan the cost model chooses with ``gamma = 1`` (the profile as is), evaluated against the fitted plan:
     did fitting the depth exponent help? Perplexity ratio fitted / profile with its paired interval."""
-    s, config = study.s, study.config
+    s = study.s
     table, _ = study.cost_table(records, curve, rho)
-    other = choose_plan(config, s.grid(), table, curve, unit, budget, s.bins)
-    out = {"loss_curve": curve.to_dict(), "same_plan": other == plan}
+    other = choose_plan(study.config, s.grid(), table, curve, unit, budget, s.bins)
+    return {"loss_curve": curve.to_dict(), **other_plan(study, other, plan, evaluated, dense, curve, table,
+                                                        "fitted_vs_profile")}
+
+
+def anchor_comparison(study: PlanStudy, table: dict, curve: LossCurve, unit: str, budget: float, plan: Plan,
+                      evaluated: dict, dense: dict) -> dict:
+    """The plan the cost model chooses without the anchors (single sites as measured), evaluated against the
+    anchored plan: did the anchors help? Perplexity ratio anchored / unanchored with its paired interval."""
+    other = choose_plan(study.config, study.s.grid(), table, curve, unit, budget, study.s.bins)
+    return other_plan(study, other, plan, evaluated, dense, curve, table, "anchored_vs_unanchored")
+
+
+def other_plan(study: PlanStudy, other: Plan, plan: Plan, evaluated: dict, dense: dict, curve: LossCurve,
+               table: dict, ratio_name: str) -> dict:
+    """``same_plan``; where ``other`` differs from ``plan``: ``other`` described, evaluated and priced on ``table``,
+    and ``ratio_name`` (the plan's perplexity over ``other``'s) with ``ratio_name + "_ci"``, its paired interval."""
     if other == plan:
-        return out
+        return {"same_plan": True}
     row = study.evaluate("plan", other)
     ratio, ci = study.paired_ratio(evaluated, row)
-    described = describe_plan(config, other)
+    described = describe_plan(study.config, other)
     described.pop("sites")
-    return {**out, **described, **study.scored(row, dense),
-            "predicted_delta_loss": predict(curve, plan_drifts(config, other, table)),
-            "fitted_vs_profile": ratio, "fitted_vs_profile_ci": ci}
+    return {"same_plan": False, **described, **study.scored(row, dense),
+            "predicted_delta_loss": predict(curve, plan_drifts(study.config, other, table)),
+            ratio_name: ratio, f"{ratio_name}_ci": ci}
 
 
 def closed_loop(study: PlanStudy, plan: Plan, table: dict, curve: LossCurve, unit: str, budget: float,
