@@ -56,6 +56,8 @@ def main() -> int:
     parser.add_argument("--task-limit", type=int, default=200, help="First N items of each task.")
     parser.add_argument("--note", default="CPU run on a shared 2-core machine while other jobs ran",
                         help="How the machine was used during the run (written into the data file).")
+    parser.add_argument("--title", default="", help="Heading of this data's section on the results page "
+                        "(default: the model), for a second data file of one model.")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="Any other PlanSettings field, e.g. --set methods=wanda --set nm=false (tuples: a,b).")
     args = parser.parse_args()
@@ -93,7 +95,8 @@ def main() -> int:
 
     def save(what: str) -> None:
         write_json(args.data, {
-            "model": model.spec, "provenance": code, "settings": dataclasses.asdict(base), "seeds": seeds,
+            "model": model.spec, **({"title": args.title} if args.title else {}), "provenance": code,
+            "settings": dataclasses.asdict(base), "seeds": seeds,
             "note": args.note, "load_average": os.getloadavg(), "wall_seconds": time.perf_counter() - started,
             "targets": results, **({"zero_shot": zero_shot} if zero_shot else {}),
         })

@@ -575,19 +575,36 @@ def _overlap(a: Sequence, b: Sequence) -> bool:
 QUICK_GOAL_MINUTES = 15
 
 
+def same_settings(recorded: dict, current: dict, defaults: dict) -> bool:
+    """``recorded == current``, where a field the record lacks counts as equal when ``current`` has it at its
+    default (a setting added since then, whose default keeps the behaviour the record measured)."""
+    if recorded.keys() - current.keys():
+        return False
+    for key, value in current.items():
+        if key not in recorded:
+            if value != defaults.get(key):
+                return False
+        elif isinstance(value, dict) and isinstance(recorded[key], dict):
+            if not same_settings(recorded[key], value, defaults.get(key) or {}):
+                return False
+        elif recorded[key] != value:
+            return False
+    return True
+
+
 def budgets(data: dict[str, dict]) -> str:
     """README's table of the main job's budgets: what each runs and its measured time on this machine."""
     import dataclasses
 
-    from rhojax.analysis import BUDGETS
+    from rhojax.analysis import BUDGETS, AnalysisSettings
     from rhojax.runs import as_settings
     from rhojax.settings import without_execution
 
-    rows = []
+    rows, defaults = [], without_execution(as_settings(dataclasses.asdict(AnalysisSettings())))
     for name, b in BUDGETS.items():
         measured = previous = data.get(f"analyze_smollm2-135m_{name}")
-        same = measured is not None and (without_execution(measured["settings"])
-                                         == without_execution(as_settings(dataclasses.asdict(b))))
+        same = measured is not None and same_settings(without_execution(measured["settings"]),
+                                                      without_execution(as_settings(dataclasses.asdict(b))), defaults)
         if not same:
             measured = None  # measured with other settings than the budget has now
         if measured is not None:
@@ -695,6 +712,26 @@ def _closed_loop(loop: dict) -> str:
             f"plan's {interval(loop['replan_vs_plan_ci'])}: it {verdict}.")
 
 
+def plan_anchors(t: dict) -> list[str]:
+    """The anchors of one run (measured against single-site predicted loss, the factor applied) and the plan
+    chosen without them."""
+    if not t.get("anchors"):
+        return []
+    each = "; ".join(f"`{a['action']}` {num(a['measured_delta_loss'])} measured, {num(a['predicted_delta_loss'])} "
+                     f"predicted from single sites (factor {num(a['factor'], 3)})" for a in t["anchors"])
+    lines = [f"- Anchors (uniform plans built with sequential calibration; loss increase on the calibration "
+             f"windows, nats/token): {each}."]
+    u = t.get("unanchored_plan")
+    if u is not None and u["same_plan"]:
+        lines.append("- Without the anchors the cost model chooses the same plan.")
+    elif u is not None:
+        ci = u["anchored_vs_unanchored_ci"]
+        lines.append(f"- Without the anchors the cost model chooses a plan of perplexity {num(u['perplexity'])}; the "
+                     f"anchored plan is x{num(u['anchored_vs_unanchored'])} of it {interval(ci)}"
+                     + (", within the noise." if ci[0] <= 1 <= ci[1] else "."))
+    return lines
+
+
 def lower_or_higher(gain: float) -> str:
     """``1 - plan / best`` as words: "12.0% lower" or "33.4% higher"."""
     return f"{100 * abs(gain):.1f}% " + ("lower" if gain >= 0 else "higher")
@@ -724,6 +761,7 @@ def plan_target(t: dict) -> list[str]:
               f"{t.get('fit_sites', t['end_to_end'])} of {t['candidates']} candidates measured end to end"
               + (f" ({t['end_to_end']} measured end to end with every block removal)."
                  if t["end_to_end"] != t.get("fit_sites", t["end_to_end"]) else ".")]
+    lines += plan_anchors(t)
     if "closed_loop" in t:
         lines.append(_closed_loop(t["closed_loop"]))
     return [*lines, ""]
@@ -957,7 +995,7 @@ def plan_page(data: dict[str, dict]) -> str:
         joined = {k: ", ".join(map(str, s[k])) for k in ("methods", "sparsities", "measured_sparsities",
                                                           "rank_fractions", "bits")}
         compared = [t for t in d["targets"] if not t.get("plan_only")]
-        lines += [f"## {d['model']}", "",
+        lines += [f"## {d.get('title', d['model'])}", "",
                   f"Settings: calibration seeds {', '.join(map(str, d.get('seeds', [s['seed']])))} (a seed draws the "
                   f"calibration windows, the perturbations and the fit sample); {num(s['calib_tokens'])} calibration "
                   f"tokens of {s['calib_text']}; evaluation on {num(s['tokens'])} tokens of {s['text']}"

@@ -88,3 +88,27 @@ def test_depth_exponent_table_says_when_the_fitted_plan_is_within_the_noise():
     run["profile_plan"] = {"same_plan": True}
     assert "the same plan" in "\n".join(_renderer().plan_depth_exponent([run]))
     assert _renderer().plan_depth_exponent([{"target": "x"}]) == []  # runs before the exponent was fitted
+
+
+def test_anchor_lines_give_each_anchors_factor_and_the_unanchored_plan():
+    run = {"anchors": [{"action": "sparsegpt_row@0.5", "measured_delta_loss": 0.13, "predicted_delta_loss": 0.45,
+                        "factor": 0.2889}],
+           "unanchored_plan": {"same_plan": False, "perplexity": 40.3, "anchored_vs_unanchored": 0.9,
+                               "anchored_vs_unanchored_ci": [0.85, 0.95]}}
+    text = "\n".join(_renderer().plan_anchors(run))
+    assert "`sparsegpt_row@0.5` 0.13 measured, 0.45 predicted from single sites (factor 0.289)" in text
+    assert "perplexity 40.3; the anchored plan is x0.9 of it [0.85, 0.95]." in text
+    run["unanchored_plan"]["anchored_vs_unanchored_ci"] = [0.8, 1.05]
+    assert "within the noise" in "\n".join(_renderer().plan_anchors(run))
+    run["unanchored_plan"] = {"same_plan": True}
+    assert "the same plan" in "\n".join(_renderer().plan_anchors(run))
+    assert _renderer().plan_anchors({}) == []
+
+
+def test_a_setting_added_since_a_record_counts_as_equal_only_at_its_default():
+    same = _renderer().same_settings
+    defaults = {"a": 1, "plan": {"anchors": [], "k": 2}}
+    assert same({"a": 1, "plan": {"k": 2}}, {"a": 1, "plan": {"anchors": [], "k": 2}}, defaults)
+    assert not same({"a": 1, "plan": {"k": 2}}, {"a": 1, "plan": {"anchors": ["x"], "k": 2}}, defaults)
+    assert not same({"a": 1, "plan": {"k": 3}}, {"a": 1, "plan": {"anchors": [], "k": 2}}, defaults)
+    assert not same({"a": 1, "gone": 0}, {"a": 1}, defaults)  # a setting the code no longer has
