@@ -38,13 +38,13 @@ BUDGET = ["--calib-tokens", "128", "--stats-tokens", "256", "--tokens", "128", "
 def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa: F811
     out = tmp_path / "plan"
     args = ["plan", str(tiny_folder), "--target", "params=0.5", "--out", str(out), "--apply", "--closed-loop",
-            "--baselines",
-            "bi_removal,uniform_rtn", "--tasks", "arc_easy", "--task-limit", "4", "--anchors", "wanda@0.5", *BUDGET]
+            "--baselines", "bi_removal,uniform_rtn,uniform_wanda", "--tasks", "arc_easy", "--task-limit", "4",
+            "--anchors", "wanda@0.5", *BUDGET]
     result = CliRunner().invoke(app, [*args, "--save-model", "--save-packed"])
     assert result.exit_code == 0, result.output
-    # the builds report progress layer by layer (4 layers; 2 baselines, one skipped, still counted)
+    # the builds report progress layer by layer (4 layers; 3 baselines, one skipped, still counted)
     assert "[planned model: sequential calibration (layers)] done: 4/4" in result.output
-    assert "[baselines at the same budget (layers)] done: 8/8" in result.output
+    assert "[baselines at the same budget (layers)] done: 12/12" in result.output
     assert "[anchor wanda@0.5: sequential calibration (layers)] done: 4/4" in result.output
     data = json.loads((out / "plan.json").read_text())
     p = data["plan"]
@@ -70,6 +70,12 @@ def test_plan_command_plans_verifies_and_resumes(tmp_path, tiny_folder):  # noqa
                                                                               calibration).perplexity)
     assert anchor["action"] == "wanda@0.5" and anchor["measured_delta_loss"] == pytest.approx(measured, rel=1e-4)
     assert anchor["predicted_delta_loss"] == pytest.approx(predict(curve, plan_drifts(model.config, uniform, raw)))
+    # uniform Wanda 50% is the anchor's plan: scored once, under the anchor's name, and read back as the baseline
+    evaluated = sorted(f.stem for f in (out / "parts").glob("eval_*"))
+    assert any(n.startswith("eval_anchor_wanda_0.5_") for n in evaluated), evaluated
+    assert not any(n.startswith("eval_uniform_wanda_") for n in evaluated), evaluated
+    uniform_wanda = next(r for r in data["baselines"] if r["name"] == "uniform_wanda")
+    assert uniform_wanda["measured_delta_loss_calibration"] == pytest.approx(measured, rel=1e-4)
     table, _ = anchored_table(model.config, settings.grid(), raw, curve, {prune("wanda", 0.5): measured})
     assert predict(curve, plan_drifts(model.config, uniform, table)) == pytest.approx(
         np.clip(measured, 0.1 * anchor["predicted_delta_loss"], 10 * anchor["predicted_delta_loss"]), rel=1e-4)

@@ -480,20 +480,28 @@ class PlanStudy:
 
     def anchor_losses(self) -> dict[Action, float]:
         """Each anchor's loss increase on the calibration windows: its :func:`anchor_plan` built with sequential
-        calibration on the statistics windows (a part per anchor, shared like the single-site measurements)."""
+        calibration on the statistics windows (a part per anchor, shared like the single-site measurements).
+
+        With ``apply`` the anchor is scored like a baseline (:meth:`evaluate`), so a baseline with the same plan
+        (uniform SparseGPT at the anchor's level) is read back instead of built again."""
         c, grid = self.config, self.s.grid()
         dense = self.measurements.part("calibration_loss_dense", lambda: self.calibration_loss(c, self.params))
         out = {}
         for action in self.s.anchor_actions():
-            def compute(action=action):
+            name = "anchor_" + re.sub(r"[^A-Za-z0-9_.-]", "_", action.name)
+
+            def compute(action=action, name=name):
                 plan = anchor_plan(c, grid, action)
                 with self.progress.stage(f"anchor {action.name}: sequential calibration (layers)",
                                          c.num_layers) as update:
+                    if self.s.apply:
+                        scored = self.calibration.shape[0] * (self.calibration.shape[1] - 1)
+                        return self.evaluate(name, plan, on_layer=update)["calibration_nll"] / scored - dense
                     built = apply_plan(c, self.params, plan, self.statistics, batch_size=self.s.batch_size,
                                        on_layer=update)
                 return self.calibration_loss(*built) - dense
 
-            out[action] = self.measurements.part("anchor_" + re.sub(r"[^A-Za-z0-9_.-]", "_", action.name), compute)
+            out[action] = self.measurements.part(name, compute)
         return out
 
     def cost_table(self, records: list[dict], curve: LossCurve, rho: np.ndarray) -> tuple[dict, list[dict]]:
@@ -524,8 +532,12 @@ class PlanStudy:
 
     def evaluate(self, name: str, plan: Plan, on_layer: Callable[[int], None] | None = None) -> dict:
         """Build ``plan`` (sequential calibration; ``on_layer(layers_done)``) and score it (a part keyed by the
-        plan's content)."""
-        return self.run.part(self.part_name(f"eval_{name}", plan), lambda: self.score(*apply_plan(
+        plan's content; a plan this run already scored under another name is read back, not rebuilt)."""
+        digest = plan_digest(self.config, plan)
+        done = next((n for n in self.run.parts() if n.startswith("eval_") and n.endswith(f"_{digest}")), None)
+        if done is not None:  # the same plan scored under another name (an anchor that is also a baseline)
+            return self.run.read(done)
+        return self.run.part(f"eval_{name}_{digest}", lambda: self.score(*apply_plan(
             self.config, self.params, plan, self.statistics, batch_size=self.s.batch_size, on_layer=on_layer)))
 
     def calibration_loss(self, config, params) -> float:
