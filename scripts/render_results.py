@@ -995,7 +995,9 @@ def plan_page(data: dict[str, dict]) -> str:
         joined = {k: ", ".join(map(str, s[k])) for k in ("methods", "sparsities", "measured_sparsities",
                                                           "rank_fractions", "bits")}
         compared = [t for t in d["targets"] if not t.get("plan_only")]
-        lines += [f"## {d.get('title', d['model'])}", "",
+        stem = f"plan_{d['model']}_"
+        variant = name.removeprefix(stem) if name.startswith(stem) else ""  # plan_<model>_<variant>: a second file
+        lines += [f"## {d.get('title') or d['model'] + (f' ({variant})' if variant else '')}", "",
                   f"Settings: calibration seeds {', '.join(map(str, d.get('seeds', [s['seed']])))} (a seed draws the "
                   f"calibration windows, the perturbations and the fit sample); {num(s['calib_tokens'])} calibration "
                   f"tokens of {s['calib_text']}; evaluation on {num(s['tokens'])} tokens of {s['text']}"
