@@ -400,6 +400,11 @@ class PlanStudy:
         return self.windows[0]
 
     @property
+    def calibration_scored(self) -> int:
+        """Next-token predictions scored on the measurement windows (each window's last token predicts nothing)."""
+        return self.calibration.shape[0] * (self.calibration.shape[1] - 1)
+
+    @property
     def statistics(self) -> np.ndarray:
         """Statistics windows: what every compression is fitted on."""
         return self.windows[1]
@@ -495,8 +500,8 @@ class PlanStudy:
                 with self.progress.stage(f"anchor {action.name}: sequential calibration (layers)",
                                          c.num_layers) as update:
                     if self.s.apply:
-                        scored = self.calibration.shape[0] * (self.calibration.shape[1] - 1)
-                        return self.evaluate(name, plan, on_layer=update)["calibration_nll"] / scored - dense
+                        nll = self.evaluate(name, plan, on_layer=update)["calibration_nll"]
+                        return nll / self.calibration_scored - dense
                     built = apply_plan(c, self.params, plan, self.statistics, batch_size=self.s.batch_size,
                                        on_layer=update)
                 return self.calibration_loss(*built) - dense
@@ -537,14 +542,14 @@ class PlanStudy:
         done = next((n for n in self.run.parts() if n.startswith("eval_") and n.endswith(f"_{digest}")), None)
         if done is not None:  # the same plan scored under another name (an anchor that is also a baseline)
             return self.run.read(done)
-        return self.run.part(f"eval_{name}_{digest}", lambda: self.score(*apply_plan(
+        return self.run.part(self.part_name(f"eval_{name}", plan), lambda: self.score(*apply_plan(
             self.config, self.params, plan, self.statistics, batch_size=self.s.batch_size, on_layer=on_layer)))
 
     def calibration_loss(self, config, params) -> float:
         """Mean next-token NLL (nats per token) on the calibration windows."""
         w = self.calibration
         nll = window_nll_sums(config, params, w, batch_size=self.s.batch_size)
-        return float(nll.sum() / (w.shape[0] * (w.shape[1] - 1)))
+        return float(nll.sum() / self.calibration_scored)
 
     def layer_contributions(self, plan: Plan) -> dict[int, float]:
         """Measured on the planned model: calibration loss minus the loss with one layer restored (its matrices
@@ -588,12 +593,12 @@ class PlanStudy:
         s, per_window = self.s, self.evaluation.shape[1] - 1
         nll, ref = np.asarray(row["window_nll"], np.float64), np.asarray(dense["window_nll"], np.float64)
         delta = float((nll.sum() - ref.sum()) / (nll.size * per_window))
-        calib_scored = self.calibration.shape[0] * (self.calibration.shape[1] - 1)
         lo, hi = ratio_ci(nll, ref, per_window, boots=s.boots, seed=s.seed)
         return {"perplexity": float(np.exp(nll.sum() / (nll.size * per_window))),
                 "perplexity_ci": perplexity_ci(nll, per_window, boots=s.boots, seed=s.seed),
                 "ratio": float(np.exp(delta)), "ratio_ci": [lo, hi], "measured_delta_loss": delta,
-                "measured_delta_loss_calibration": (row["calibration_nll"] - dense["calibration_nll"]) / calib_scored,
+                "measured_delta_loss_calibration": (row["calibration_nll"] - dense["calibration_nll"])
+                / self.calibration_scored,
                 **{k: row[k] for k in ("tasks", "mean_acc") if k in row}}
 
 
