@@ -91,6 +91,10 @@ def measurements(data: dict) -> str:
         what = (f"{sw['configurations']} sites ({sw['method']}) in layers {', '.join(map(str, sw['layers']))}, "
                 f"{sw['windows']} x {sw['seq_len']} tokens")
         ours = f"{_s(sw['rhojax_seconds'])}; compile {_s(sw['rhojax_compile_seconds'])}"
+        by_batch = sw.get("seconds_by_config_batch")
+        if by_batch:
+            ours += (f"; {sw['config_batch']} sites per block pass, the fastest of "
+                     + ", ".join(f"{b}: {_s(s)}" for b, s in by_batch.items()))
         if "torch_seconds" in sw:
             rows.append([f"sweep, {what}", ours, f"{_s(sw['torch_seconds'])} (PyTorch, cached prefix)",
                          _x(sw["speedup_vs_torch"])])

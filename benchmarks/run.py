@@ -187,15 +187,19 @@ class Bench:
         kinds = ("q", "up") if a.quick else config.site_kinds
         windows = self.model.windows(a.windows, a.seq_len, split="evaluation")
         grid = [Configuration(t, k, "magnitude", 0.5) for t in layers for k in kinds]
-        batch = len(kinds)
 
-        def engine():
+        def engine(batch):
             with tempfile.TemporaryDirectory() as tmp:
                 return run_sweep(config, params, windows, grid, Path(tmp) / "s.jsonl", config_batch=batch,
                                  window_batch=a.windows)[0]
 
-        first, seconds = best_time(engine, max(1, a.repeats - 1))
-        records = engine()
+        # Configurations per block pass trade batch size against padding and cache use, and the best differs by
+        # machine: each is timed and the fastest reported, with every one recorded.
+        timed = {batch: best_time(functools.partial(engine, batch), max(1, a.repeats - 1))
+                 for batch in sorted({1, 2, len(kinds)})}
+        batch = min(timed, key=lambda b: timed[b][1])
+        first, seconds = timed[batch]
+        records = engine(batch)
         naive_sweep(config, params, windows, grid[:1])  # compiles the full forward
         start = time.perf_counter()
         naive_sweep(config, params, windows, grid)
@@ -203,6 +207,7 @@ class Bench:
         ceiling = sweep_flop_ceiling(config, layers)
         out = {"windows": a.windows, "seq_len": a.seq_len, "layers": layers, "configurations": len(grid),
                "method": "magnitude 0.5", "config_batch": batch, "rhojax_seconds": seconds,
+               "seconds_by_config_batch": {str(b): s for b, (_, s) in timed.items()},
                "rhojax_compile_seconds": first - seconds, "naive_seconds": naive_s,
                "speedup_vs_naive": naive_s / seconds, "flop_ceiling": ceiling,
                "fraction_of_ceiling": naive_s / seconds / ceiling}

@@ -28,6 +28,9 @@ def test_quick_run_writes_every_section_and_renders_its_tables(tmp_path, capsys)
     assert sweep["configurations"] == 4 and sweep["layers"] == [0, 2]
     assert sweep["max_ppl_ratio_relative_difference"] < 1e-3  # same pruning, same perplexity ratios
     assert sweep["fraction_of_ceiling"] == sweep["speedup_vs_naive"] / sweep["flop_ceiling"]
+    by_batch = sweep["seconds_by_config_batch"]  # quick mode's two kinds: batches 1 and 2, the fastest reported
+    assert set(by_batch) == {"1", "2"} and sweep["rhojax_seconds"] == min(by_batch.values())
+    assert by_batch[str(sweep["config_batch"])] == sweep["rhojax_seconds"]
     assert "profile_cost" not in data  # random weights have no tokenizer and corpus
     goals = {g["goal"]: g for g in data["goals"]}
     assert {"forward 2 x 64 tokens: fraction of matmul peak", "profile (aggregate): vs PyTorch same algorithm",
