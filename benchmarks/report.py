@@ -146,8 +146,13 @@ def _files(all_data: dict[str, dict]) -> list[tuple[str, dict]]:
 
 def _source(name: str, data: dict) -> str:
     p = data["provenance"]
-    return (f"Data: `docs/results/data/{name}.json`, from `{p['command']}` at commit `{p['commit'][:12]}`, "
-            f"{_s(data['wall_seconds'])} wall.")
+    out = (f"Data: `docs/results/data/{name}.json`, from `{p['command']}` at commit `{p['commit'][:12]}`, "
+           f"{_s(data['wall_seconds'])} wall.")
+    for u in data.get("updates", []):
+        q = u["provenance"]
+        out += (f" Re-measured later in a run of its own: {', '.join(u['sections'])}, from `{q['command']}` at "
+                f"commit `{q['commit'][:12]}`, {_s(u['wall_seconds'])} wall.")
+    return out
 
 
 def benchmarks_section(all_data: dict[str, dict]) -> str:

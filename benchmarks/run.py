@@ -38,6 +38,7 @@ import argparse
 import contextlib
 import dataclasses
 import functools
+import json
 import re
 import tempfile
 import time
@@ -332,6 +333,9 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="Steady-state calls after the first (best is kept).")
     parser.add_argument("--machine", default=None, help="Name in the data file's name (default: from the device).")
     parser.add_argument("--out", type=Path, default=None, help="Data file (default docs/results/data/...).")
+    parser.add_argument("--update", action="store_true",
+                        help="Re-measure the --only sections into the existing data file (same model and shapes); "
+                             "the other sections and the file's provenance are kept, the re-run is recorded.")
     args = parser.parse_args(argv)
     if args.quick:
         args.windows, args.seq_len, args.samples, args.repeats = 2, min(args.seq_len, 64), 2, 1
@@ -339,6 +343,18 @@ def parse_args(argv=None):
     else:
         args.forward_shapes = [(args.windows, args.seq_len), (2, 2048), (1, 4096)]
     return args
+
+
+def updated_file(path: Path, settings: dict) -> dict:
+    """The data file ``--update`` re-measures sections of; its model, dtype and shapes must be the run's."""
+    if not path.exists():
+        raise SystemExit(f"--update: {path} does not exist; run the benchmarks without --update first")
+    data, asked = json.loads(path.read_text()), json.loads(json.dumps(settings))  # tuples as JSON has them
+    changed = sorted(k for k in asked if k != "repeats" and data["settings"].get(k) != asked[k])
+    if changed:
+        raise SystemExit(f"--update: {path} was measured with other settings ({', '.join(changed)}); use the "
+                         "same ones, or --out for a new file")
+    return data
 
 
 def main(argv=None) -> int:
@@ -352,11 +368,14 @@ def main(argv=None) -> int:
             raise SystemExit(f"--device {args.device}: this JAX has no {platform} backend ({error}); install the "
                              "jaxlib plugin for it (for NVIDIA GPUs: pip install 'jax[cuda12]')") from None
     started, code = time.perf_counter(), provenance()  # the code the run started with
+    name = (args.machine or machine_name()) + ("" if args.dtype == "float32" else f"_{args.dtype}")
+    out = args.out or ROOT / "docs" / "results" / "data" / f"benchmarks_{name}.json"
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "update", "only")}
+    earlier = updated_file(out, settings) if args.update else None
     with device:
         model = load_bench_model(args.model, args.dtype, args.seed)
         bench = Bench(args, model)
-        settings = {k: v for k, v in vars(args).items() if k not in ("out",)}
-        data = {"provenance": code, "settings": settings,
+        data = {"provenance": code, "settings": {**settings, "only": args.only},
                 "model": {"name": args.model, "family": model.config.family, "layers": model.config.num_layers,
                           "hidden_size": model.config.hidden_size, "dtype": args.dtype},
                 "torch": None if bench.torch is None else {"version": bench.torch_module.__version__,
@@ -368,10 +387,14 @@ def main(argv=None) -> int:
                 result = getattr(bench, section)()
                 if result is not None:
                     data[section] = result
+    wall = time.perf_counter() - started
+    if earlier is not None:  # the re-measured sections replace the file's; everything else stays as measured
+        rerun = {"sections": args.only, "provenance": code, "wall_seconds": wall}
+        data = {**earlier, **{s: data[s] for s in args.only if s in data},
+                "updates": [*earlier.get("updates", []), rerun]}
+    else:
+        data["wall_seconds"] = wall
     data["goals"] = goals(data)
-    data["wall_seconds"] = time.perf_counter() - started
-    name = (args.machine or machine_name()) + ("" if args.dtype == "float32" else f"_{args.dtype}")
-    out = args.out or ROOT / "docs" / "results" / "data" / f"benchmarks_{name}.json"
     write_json(out, data)
     print(render_tables(data))
     print(f"\nwritten: {out}")

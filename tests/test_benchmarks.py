@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks.flops import forward_flops, sweep_flop_ceiling
 from benchmarks.models import SHAPES
 from benchmarks.report import benchmarks_section, profile_cost_section, render_tables
@@ -42,6 +44,15 @@ def test_quick_run_writes_every_section_and_renders_its_tables(tmp_path, capsys)
     assert section.startswith("### test") and "hook-based baseline" in section and "FLOP ceiling" in section
     assert section.count("\n| forward with logits, 2 x 64 tokens |") == 1
     assert profile_cost_section({"benchmarks_test": data}).startswith("No data yet")
+
+    # --update re-measures one section into the same file and keeps the others as measured
+    assert main(["--quick", "--model", "random:tiny", "--out", str(out), "--update", "--only", "peak"]) == 0
+    updated = json.loads(out.read_text())
+    assert updated["sweep"] == data["sweep"] and updated["provenance"] == data["provenance"]
+    assert updated["peak"] != data["peak"] and [u["sections"] for u in updated["updates"]] == [["peak"]]
+    assert "Re-measured later in a run of its own: peak" in benchmarks_section({"benchmarks_test": updated})
+    with pytest.raises(SystemExit, match="other settings .*seed"):
+        main(["--quick", "--model", "random:tiny", "--out", str(out), "--update", "--only", "peak", "--seed", "1"])
 
 
 def test_flop_counts_by_hand():
