@@ -93,7 +93,7 @@ def measurements(data: dict) -> str:
         ours = f"{_s(sw['rhojax_seconds'])}; compile {_s(sw['rhojax_compile_seconds'])}"
         by_batch = sw.get("seconds_by_config_batch")
         if by_batch:
-            ours += (f"; {sw['config_batch']} sites per block pass, the fastest of "
+            ours += (f"; sites per block pass: best {sw['config_batch']} of "
                      + ", ".join(f"{b}: {_s(s)}" for b, s in by_batch.items()))
         if "torch_seconds" in sw:
             rows.append([f"sweep, {what}", ours, f"{_s(sw['torch_seconds'])} (PyTorch, cached prefix)",
