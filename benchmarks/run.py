@@ -54,6 +54,7 @@ from rhojax.models import embed, forward, run_blocks
 from rhojax.models.transformer import default_positions
 from rhojax.provenance import machine, provenance
 from rhojax.report.jsonio import write_json
+from rhojax.runs import as_settings, settings_difference
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("peak", "forward", "profile", "sweep", "profile_cost")
@@ -349,10 +350,14 @@ def updated_file(path: Path, settings: dict) -> dict:
     """The data file ``--update`` re-measures sections of; its model, dtype and shapes must be the run's."""
     if not path.exists():
         raise SystemExit(f"--update: {path} does not exist; run the benchmarks without --update first")
-    data, asked = json.loads(path.read_text()), json.loads(json.dumps(settings))  # tuples as JSON has them
-    changed = sorted(k for k in asked if k != "repeats" and data["settings"].get(k) != asked[k])
+    data = json.loads(path.read_text())
+
+    def compared(s: dict) -> dict:  # the repeats and the sections run may differ between runs of one file
+        return as_settings({k: v for k, v in s.items() if k not in ("repeats", "only")})
+
+    changed = settings_difference(compared(data["settings"]), compared(settings))
     if changed:
-        raise SystemExit(f"--update: {path} was measured with other settings ({', '.join(changed)}); use the "
+        raise SystemExit(f"--update: {path} was measured with other settings ({'; '.join(changed)}); use the "
                          "same ones, or --out for a new file")
     return data
 
