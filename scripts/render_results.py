@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -367,6 +368,29 @@ def _tau_or_na(a: Sequence[float], b: Sequence[float]) -> str:
     return num(kendall_tau(a, b), 3) if len(a) >= 2 else "n/a (fewer than two models)"
 
 
+def interaction(m: dict) -> float:
+    """``log10(all-at-once ratio) / (CFI * sites)`` of one map: the all-at-once log damage over the sum of
+    the single-site log damages (1 = additive)."""
+    return math.log10(m["uniform_ratio"]) / (m["cfi"] * m["sites"])
+
+
+def cfi_agreement(maps: dict[str, dict[str, dict]]) -> list[dict]:
+    """Per map label: the models with a complete map, Kendall's tau-b between their CFI and their
+    all-at-once ratio, and the exact one-sided p-value of that tau (the chance that a random order of the
+    models agrees at least as well), from :func:`model_maps`."""
+    from scipy import stats
+
+    rows = []
+    for label in sorted({label for m in maps.values() for label in m}):
+        have = [(model, maps[model][label]["map"]) for model in MODELS if label in maps.get(model, {})
+                and maps[model][label]["map"]["cfi"] is not None and maps[model][label]["map"]["uniform_ratio"]]
+        cfi, ratio = [m["cfi"] for _, m in have], [m["uniform_ratio"] for _, m in have]
+        p = (float(stats.kendalltau(cfi, ratio, alternative="greater", method="exact").pvalue)
+             if len(have) >= 3 else None)
+        rows.append({"label": label, "models": have, "tau": _tau_or_na(cfi, ratio), "p": p})
+    return rows
+
+
 def _claims(model: str, maps: dict[str, dict], profile: dict | None, depth: dict | None) -> list[str]:
     """The papers' claims, checked on one model's data: each line says whether it holds here."""
     lines = []
@@ -429,26 +453,31 @@ def models_page(data: dict[str, dict]) -> str:
         for label in labels:
             cell = maps.get(model, {}).get(label)
             if cell is None:
-                rows.append([f"`{model}`", label, "not measured", "", "", "", ""])
+                rows.append([f"`{model}`", label, "not measured", "", "", "", "", ""])
                 continue
             m, st = cell["map"], cell["settings"]
-            rows.append([f"`{model}`", label, num(m["cfi"]), f"x{num(m['uniform_ratio'])}", num(cell["dense_ppl"]),
+            rows.append([f"`{model}`", label, num(m["cfi"]), f"x{num(m['uniform_ratio'])}",
+                         num(interaction(m), 3), num(cell["dense_ppl"]),
                          f"{num(cell['scored_tokens'])} ({st['tokens'] // st['seq_len']} x {st['seq_len']}), "
                          f"calibration {num(st['calib_tokens'])}, seed {st['seed']}", f"`{cell['source']}`"])
-    lines += [md_table(["model", "map", "CFI", "all matrices at once", "dense ppl", "evaluation tokens", "data"],
-                      rows), "",
+    lines += [md_table(["model", "map", "CFI", "all matrices at once", "interaction", "dense ppl",
+                        "evaluation tokens", "data"], rows), "",
+              "The interaction is the log of the all-at-once ratio over the sum of the single-matrix log ratios "
+              "(`log10(all at once) / (CFI x matrices)`): 1 when the matrices' damage adds up in log perplexity, "
+              "above 1 when compressing them together costs more than the sum of compressing each alone. The CFI, "
+              "a mean of single-matrix damage, cannot see it, so a CFI can order models as the yardstick does "
+              "only where the interaction is alike across them.", "",
               "A row \"not measured\" has no complete map in the data yet: `.venv/bin/python scripts/model_findings.py "
               "MODEL` measures it with the same settings (resumable; `--studies sweep_wanda` for one map).", ""]
-    tau_rows = []
-    for label in labels:
-        have = [(model, maps[model][label]["map"]) for model in MODELS if label in maps.get(model, {})
-                and maps[model][label]["map"]["cfi"] is not None and maps[model][label]["map"]["uniform_ratio"]]
-        tau_rows.append([label, str(len(have)), _tau_or_na([m["cfi"] for _, m in have],
-                                                           [m["uniform_ratio"] for _, m in have]),
-                         _order(have, "cfi"), _order(have, "uniform_ratio")])
+    tau_rows = [[r["label"], str(len(r["models"])), r["tau"], "n/a" if r["p"] is None else num(r["p"], 3),
+                 _order(r["models"], "cfi"), _order(r["models"], "uniform_ratio")] for r in cfi_agreement(maps)]
     lines += ["Agreement of the CFI with its yardstick over models (Kendall tau-b; 1 = the CFI orders the models "
-              "as compressing every matrix at once does):", "",
-              md_table(["map", "models", "Kendall tau", "order by CFI", "order by all-at-once ratio"], tau_rows), ""]
+              "as compressing every matrix at once does). The p-value is exact and one-sided: the chance that "
+              "the models in a random order agree at least as well. With four models the smallest possible "
+              "p-value is 1/24 (0.042), reached only by a perfect order, so this table can refute a useful CFI "
+              "more easily than confirm one:", "",
+              md_table(["map", "models", "Kendall tau", "p (exact, one-sided)", "order by CFI",
+                        "order by all-at-once ratio"], tau_rows), ""]
     lines += ["## Per model", ""]
     for model in MODELS:
         findings = data.get(f"findings_{model}")
@@ -560,10 +589,18 @@ def index(data: dict[str, dict]) -> str:
                          f"{b['sites']['violations']} violations; checker "
                          f"{num(b.get('checker', {}).get('configurations'))} configurations, "
                          f"{b.get('checker', {}).get('violations', 'n/a')} violations. [details](results/bounds.md)")
-    lines += ["", "## Not re-measured since the tokenization fix", "",
-              "Results on Qwen2.5-Coder-0.5B, the CFI validation across models and the speed ratios against "
-              "PyTorch were measured with the old windows or on a loaded machine and are not shown until they are "
-              "re-measured (`rhojax analyze qwen2.5-coder-0.5b --budget standard`, `benchmarks/`).", ""]
+    agreement = [r for r in cfi_agreement(model_maps(data)) if r["p"] is not None]
+    if agreement:
+        lines.append("- **The CFI across models** (does the mean single-matrix damage order models as compressing "
+                     "every matrix at once does?): " + "; ".join(
+                         f"{r['label']}: Kendall tau {r['tau']} over {len(r['models'])} models (exact one-sided p "
+                         f"{num(r['p'], 3)})" for r in agreement)
+                     + ". " + ("No map's agreement is beyond chance at this number of models."
+                               if all(r["p"] >= 0.05 for r in agreement) else
+                               "Beyond chance (p < 0.05) for: "
+                               + ", ".join(r["label"] for r in agreement if r["p"] < 0.05) + ".")
+                     + " [details](results/models.md)")
+    lines.append("")
     return "\n".join(lines)
 
 

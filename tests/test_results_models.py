@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 from tests.test_results_render import _renderer
 
@@ -12,7 +13,7 @@ KINDS = ["q", "k", "v", "o", "gate", "up", "down"]
 def _map(cfi: float, uniform: float, medians: dict[str, float], spread: float) -> dict:
     hierarchy = [{"kind": k, "median_ratio": v} for k, v in sorted(medians.items(), key=lambda kv: -kv[1])]
     return {"cfi": cfi, "uniform_ratio": uniform, "hierarchy": hierarchy, "spread": spread, "max_ratio": 1.5,
-            "max_site": [3, hierarchy[0]["kind"]]}
+            "max_site": [3, hierarchy[0]["kind"]], "sites": 42}
 
 
 def _findings(model: str, maps: dict[str, dict]) -> dict:
@@ -31,6 +32,13 @@ def _tau(a: list[float], b: list[float]) -> float:
     return (sum(s > 0 for s in signs) - sum(s < 0 for s in signs)) / len(pairs)
 
 
+def _p_greater(a: list[float], b: list[float]) -> float:
+    """The share of the orders of ``b`` whose tau with ``a`` is at least the observed one (exact, by enumeration)."""
+    observed = _tau(a, b)
+    taus = [_tau(a, list(order)) for order in itertools.permutations(b)]
+    return sum(t >= observed - 1e-12 for t in taus) / len(taus)
+
+
 def test_models_page_tau_per_map_and_claims():
     mlp_first = dict(zip(KINDS, [1.001, 1.0, 1.002, 1.003, 1.01, 1.02, 1.015], strict=True))
     attention_first = dict(zip(KINDS, [1.03, 1.0, 1.002, 1.003, 1.01, 1.001, 1.015], strict=True))
@@ -42,9 +50,17 @@ def test_models_page_tau_per_map_and_claims():
     page = _renderer().models_page(data)
     tau = f"{_tau(cfis, uniforms):.3g}"
     assert tau == "0.333"
-    assert f"| wanda@0.5 | 3 | {tau} | `smollm2-135m` < `qwen2.5-coder-0.5b` < `gemma3-270m` | " in page
-    assert f"| magnitude@0.5 | 3 | {tau} |" in page
+    p = f"{_p_greater(cfis, uniforms):.3g}"
+    assert p == "0.5"  # 3 of the 6 orders of three models reach tau >= 1/3
+    assert f"| wanda@0.5 | 3 | {tau} | {p} | `smollm2-135m` < `qwen2.5-coder-0.5b` < `gemma3-270m` | " in page
+    assert f"| magnitude@0.5 | 3 | {tau} | {p} |" in page
     assert "| `qwen2.5-coder-1.5b` | wanda@0.5 | not measured |" in page
+    # the interaction: the all-at-once log ratio over the sum of the 42 single-site log ratios (CFI x 42)
+    interaction = math.log10(uniforms[1]) / (cfis[1] * 42)
+    assert f"| `gemma3-270m` | wanda@0.5 | {cfis[1]:.4g} | x{uniforms[1]:.4g} | {interaction:.3g} |" in page
+    headline = _renderer().index(data)
+    assert f"wanda@0.5: Kendall tau {tau} over 3 models (exact one-sided p {p})" in headline
+    assert "No map's agreement is beyond chance at this number of models." in headline
     gemma = page.split("### `gemma3-270m`")[1].split("###")[0]
     assert "Hierarchy (wanda@0.5): the three most sensitive kinds are q, down, gate; MLP matrices above attention: " \
            "**fails**" in gemma
