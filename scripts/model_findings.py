@@ -46,11 +46,13 @@ SECTIONS = {"sweep": sensitivity_section, "profile": profile_section, "depth": d
 
 
 def study_settings(tokens: int | None) -> dict:
-    """The quick budget's profile and depth study (rho vs Block Influence removal, allocation), and its sweep
-    with one method per study (``tokens`` overrides the sweep's)."""
+    """The quick budget's profile and depth study, and its sweep with one method per study (``tokens``
+    overrides the sweep's). The depth study runs its layer-removal rows only (rho vs Block Influence): the
+    data file keeps those (:func:`depth_section`), so its allocation cells would be computed for nothing."""
     quick = BUDGETS["quick"]
     sweep = quick.sensitivity if tokens is None else dataclasses.replace(quick.sensitivity, tokens=tokens)
-    return {"profile": (run_profile_study, quick.profile), "depth": (run_depth_study, quick.depth),
+    depth = dataclasses.replace(quick.depth, sparsities=())
+    return {"profile": (run_profile_study, quick.profile), "depth": (run_depth_study, depth),
             **{f"sweep_{m}": (run_sweep_study, dataclasses.replace(sweep, methods=(m,))) for m in METHODS}}
 
 
