@@ -5,7 +5,8 @@ The settings are the ``quick`` budget's (:data:`rhojax.analysis.BUDGETS`), the s
 (Wanda, then magnitude), so that every model is measured alike. Each study runs in its own run folder under
 ``--work`` and resumes after a kill; the wall time of every invocation is kept in ``walls.json`` there
 (updated every 30 s, so an interrupted invocation still counts). Writes
-``docs/results/data/findings_<model>.json`` from every finished study's folder: per study its compact
+``docs/results/data/findings_<model>.json`` from every finished study's folder, keeping the studies the file
+already holds that have no folder here (measured earlier, maybe on another machine): per study its compact
 section (as in the main job's report), settings, provenance (command, commit, versions, machine) and wall
 time over its invocations.
 
@@ -108,14 +109,16 @@ def main() -> None:
                 summary = study_run(model, run, study_settings_, progress=LineProgress(sys.stderr))
             run.write("summary.json", {**summary, "provenance": code})
     out = DATA / f"findings_{args.model}.json"
-    write_json(out, collect(args.model, work))
+    write_json(out, collect(args.model, work, json.loads(out.read_text()) if out.exists() else None))
     print(f"wrote {out}", file=sys.stderr)
 
 
-def collect(model: str, work: Path) -> dict:
+def collect(model: str, work: Path, kept: dict | None = None) -> dict:
     """The data file of ``model``: the compact section of every finished study under ``work`` (the full
-    summaries stay there), with each study's provenance, settings and wall time over its invocations."""
-    studies = {}
+    summaries stay there), with each study's provenance, settings and wall time over its invocations.
+    Studies of ``kept`` (the data file written before, maybe on another machine) that have no finished
+    folder under ``work`` are kept as they were."""
+    studies = dict((kept or {}).get("studies", {}))
     for folder in sorted(p.parent for p in work.glob("*/summary.json")):
         summary = json.loads((folder / "summary.json").read_text())
         walls = json.loads((folder / "walls.json").read_text())
@@ -123,7 +126,7 @@ def collect(model: str, work: Path) -> dict:
         studies[folder.name] = {**section, "settings": summary["settings"], "provenance": summary["provenance"],
                                 "invocations": walls, "wall_seconds": round(sum(w["seconds"] for w in walls), 1)}
     if not studies:
-        raise SystemExit(f"no finished study under {work}")
+        raise SystemExit(f"no finished study under {work} and none in the data file")
     first = min(studies.values(), key=lambda s: s["invocations"][0]["started"])
     return {
         "provenance": first["provenance"],
