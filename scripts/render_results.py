@@ -62,6 +62,20 @@ def source_note(data: dict, name: str) -> str:
             f"{duration(wall)} wall.")
 
 
+def findings_note(data: dict, name: str) -> str:
+    """:func:`source_note` for a findings file, whose studies may come from different commands, commits
+    and machines: one line per study."""
+    lines = [f"Data: `docs/results/data/{name}.json`, {duration(data['wall_seconds'])} wall in all; its studies "
+             "come from:", ""]
+    for study, d in data["studies"].items():
+        p, m = d["provenance"], d["provenance"]["machine"]
+        commit = p["commit"][:12] + (" with uncommitted changes" if p["commit"].endswith("+dirty") else "")
+        lines.append(f"- `{study}`: `{p['command']}` at commit `{commit}` (rhojax {p['rhojax']}, jax "
+                     f"{p['packages'].get('jax')}), on {m['cores']} cores of {m['cpu']} ({m['backend']}), "
+                     f"{duration(d['wall_seconds'])} wall.")
+    return "\n".join(lines)
+
+
 def duration(seconds: float) -> str:
     return f"{num(seconds, 3)} s" if seconds < 120 else f"{num(seconds / 60, 3)} min"
 
@@ -516,7 +530,7 @@ def models_page(data: dict[str, dict]) -> str:
                          f"token-wise (`{profile['source']}`).")
         lines += ["", "Paper claims on this model:", "", *_claims(model, own, profile, studies.get("depth")), ""]
         if findings is not None:
-            lines += [source_note(findings, f"findings_{model}"), ""]
+            lines += [findings_note(findings, f"findings_{model}"), ""]
     return "\n".join(lines)
 
 

@@ -18,11 +18,13 @@ def _map(cfi: float, uniform: float, medians: dict[str, float], spread: float) -
 
 def _findings(model: str, maps: dict[str, dict]) -> dict:
     settings = {"tokens": 768, "seq_len": 256, "calib_tokens": 2048, "seed": 0}
-    return {"model": model, "provenance": {"command": "x", "commit": "abcdef1", "rhojax": "0", "packages": {},
-                                           "machine": {"cores": 2, "cpu": "cpu", "backend": "cpu"}},
-            "wall_seconds": 60.0,
+    provenance = {"command": "x", "commit": "abcdef1", "rhojax": "0", "packages": {},
+                  "machine": {"cores": 2, "cpu": "cpu", "backend": "cpu"}}
+    return {"model": model, "provenance": provenance, "wall_seconds": 60.0 * len(maps),
             "studies": {f"sweep_{label.split('@')[0]}": {"maps": {label: m}, "dense_ppl": 10.0, "scored_tokens": 765,
-                                                         "settings": settings} for label, m in maps.items()}}
+                                                         "settings": settings, "wall_seconds": 60.0,
+                                                         "provenance": {**provenance, "command": f"run {label}"}}
+                        for label, m in maps.items()}}
 
 
 def _tau(a: list[float], b: list[float]) -> float:
@@ -67,6 +69,9 @@ def test_models_page_tau_per_map_and_claims():
     assert "Hierarchy (magnitude@0.5): the three most sensitive kinds are up, down, gate; MLP matrices above " \
            "attention: **holds**" in gemma
     assert "activation-aware scores shrink the spread: **holds**" in gemma  # 1.1 < 1.3
+    # each study of a findings file names its own command
+    assert "- `sweep_wanda`: `run wanda@0.5` at commit `abcdef1`" in gemma
+    assert "- `sweep_magnitude`: `run magnitude@0.5` at commit `abcdef1`" in gemma
     qwen = page.split("### `qwen2.5-coder-0.5b`")[1].split("###")[0]
     assert "activation-aware scores shrink the spread: **fails**" in qwen  # 1.1 > 1.05
 
