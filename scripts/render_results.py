@@ -405,44 +405,68 @@ def cfi_agreement(maps: dict[str, dict[str, dict]]) -> list[dict]:
     return rows
 
 
-def _claims(model: str, maps: dict[str, dict], profile: dict | None, depth: dict | None) -> list[str]:
-    """The papers' claims, checked on one model's data: each line says whether it holds here."""
-    lines = []
+def _claims(model: str, maps: dict[str, dict], profile: dict | None, depth: dict | None) -> list[tuple[str, str, str]]:
+    """The papers' claims, checked on one model's data: (claim, verdict, the line that says whether it holds
+    here), the verdict one of holds, fails, differ, agree."""
+    out = []
     for label, m in maps.items():
         top = [h["kind"] for h in m["map"]["hierarchy"][:3]]
-        lines.append(f"- Hierarchy ({label}): the three most sensitive kinds are {', '.join(top)}; MLP matrices "
-                     "above attention: " + ("**holds**" if set(top) == MLP_KINDS else "**fails**") + ".")
+        verdict = "holds" if set(top) == MLP_KINDS else "fails"
+        out.append((f"MLP above attention ({label})", verdict,
+                    f"- Hierarchy ({label}): the three most sensitive kinds are {', '.join(top)}; MLP matrices "
+                    f"above attention: **{verdict}**."))
     if {"magnitude@0.5", "wanda@0.5"} <= set(maps):
         mag, wanda = maps["magnitude@0.5"]["map"]["spread"], maps["wanda@0.5"]["map"]["spread"]
-        lines.append(f"- Spread: magnitude {num(mag, 3)}x, Wanda {num(wanda, 3)}x; activation-aware scores shrink "
-                     "the spread: " + ("**holds**" if wanda < mag else "**fails**") + ". The papers' ~600x "
-                     "magnitude spread is not approached by one matrix at 50% here.")
+        verdict = "holds" if wanda < mag else "fails"
+        out.append(("Wanda spread below magnitude's", verdict,
+                    f"- Spread: magnitude {num(mag, 3)}x, Wanda {num(wanda, 3)}x; activation-aware scores shrink "
+                    f"the spread: **{verdict}**. The papers' ~600x magnitude spread is not approached by one "
+                    "matrix at 50% here."))
     if profile is not None:
         sink = profile["sink_rho"]
         passing = sum(abs(r - 1) <= 0.01 for r in sink)
         gap = sum(abs(a - b) / a for a, b in zip(profile["rho"], profile["token_rho_mean"], strict=True)) / len(sink)
-        lines.append(f"- BOS sink: a perturbation of the BOS position passes a layer unchanged (rho at BOS within 1% "
-                     f"of 1) in {passing} of {len(sink)} layers; the aggregate and token-wise rho differ by "
-                     f"{num(100 * gap, 3)}% of the aggregate rho on average per layer, so the two readings "
-                     + ("**differ** here (over 5%), as the sink claim predicts." if gap > 0.05 else
-                        "**agree** here (within 5%)."))
+        out.append(("BOS sink: aggregate and token-wise rho differ", "holds" if gap > 0.05 else "fails",
+                    f"- BOS sink: a perturbation of the BOS position passes a layer unchanged (rho at BOS within "
+                    f"1% of 1) in {passing} of {len(sink)} layers; the aggregate and token-wise rho differ by "
+                    f"{num(100 * gap, 3)}% of the aggregate rho on average per layer, so the two readings "
+                    + ("**differ** here (over 5%), as the sink claim predicts." if gap > 0.05 else
+                       "**agree** here (within 5%).")))
         d = profile["drift"]["aggregate"]
-        lines.append(f"- Drift prediction: the product of the layers' aggregate rho orders the measured drift of an "
-                     f"injection by layer with Spearman {num(d['spearman'], 3)} {interval(d['spearman_ci'], 3)}: "
-                     + ("**holds** (interval above 0)." if d["spearman_ci"][0] > 0 else
-                        "**fails** here (interval includes 0)."))
+        verdict = "holds" if d["spearman_ci"][0] > 0 else "fails"
+        out.append(("rho predicts drift", verdict,
+                    f"- Drift prediction: the product of the layers' aggregate rho orders the measured drift of an "
+                    f"injection by layer with Spearman {num(d['spearman'], 3)} {interval(d['spearman_ci'], 3)}: "
+                    + ("**holds** (interval above 0)." if verdict == "holds" else
+                       "**fails** here (interval includes 0).")))
     rows = {(r["criterion"], r["k"]): r for r in (depth or {}).get("rows", [])}
     ks = sorted(k for c, k in rows if c == "bi" and ("rho_ascending", k) in rows)
     if ks:
         better = [k for k in ks if rows[("rho_ascending", k)]["ratio"] < rows[("bi", k)]["ratio"]]
-        lines.append("- rho vs Block Influence for layer removal (perplexity ratio after physical removal, "
-                     f"{num(depth['scored_tokens'])} tokens, `{depth['source']}`): "
-                     + "; ".join(f"k = {k}: rho x{num(rows[('rho_ascending', k)]['ratio'], 3)}, BI "
-                                 f"x{num(rows[('bi', k)]['ratio'], 3)}" for k in ks)
-                     + "; rho removes better than BI at " + (f"k = {better}" if better else "no k") + ".")
+        out.append(("rho removes better than BI", "holds" if len(better) == len(ks) else "fails",
+                    "- rho vs Block Influence for layer removal (perplexity ratio after physical removal, "
+                    f"{num(depth['scored_tokens'])} tokens, `{depth['source']}`): "
+                    + "; ".join(f"k = {k}: rho x{num(rows[('rho_ascending', k)]['ratio'], 3)}, BI "
+                                f"x{num(rows[('bi', k)]['ratio'], 3)}" for k in ks)
+                    + "; rho removes better than BI at " + (f"k = {better}" if better else "no k") + "."))
     else:
-        lines.append("- rho vs Block Influence for layer removal: not measured on this model (no depth study here).")
-    return lines
+        out.append(("rho removes better than BI", "not measured",
+                    "- rho vs Block Influence for layer removal: not measured on this model (no depth study here)."))
+    return out
+
+
+def claims_table(data: dict[str, dict], maps: dict[str, dict[str, dict]]) -> str:
+    """Every paper claim (rows) on every model (columns): holds, fails or not measured."""
+    verdicts = {}
+    for model in MODELS:
+        studies = model_studies(data, model)
+        if model in maps or studies.get("profile") is not None:
+            for claim, verdict, _ in _claims(model, maps.get(model, {}), studies.get("profile"),
+                                             studies.get("depth")):
+                verdicts.setdefault(claim, {})[model] = verdict
+    rows = [[claim, *(by_model.get(model, "not measured") for model in MODELS)]
+            for claim, by_model in sorted(verdicts.items())]
+    return md_table(["claim", *(f"`{model}`" for model in MODELS)], rows)
 
 
 def _order(maps: Sequence[tuple[str, dict]], key: str) -> str:
@@ -492,7 +516,10 @@ def models_page(data: dict[str, dict]) -> str:
               "more easily than confirm one:", "",
               md_table(["map", "models", "Kendall tau", "p (exact, one-sided)", "order by CFI",
                         "order by all-at-once ratio"], tau_rows), ""]
-    lines += ["## Per model", ""]
+    lines += ["## The papers' claims on each model", "",
+              "Each verdict is explained, with its numbers, under its model below; \"rho removes better than BI\" "
+              "holds only where it does at every number of removed layers measured.", "",
+              claims_table(data, maps), "", "## Per model", ""]
     for model in MODELS:
         findings = data.get(f"findings_{model}")
         studies = model_studies(data, model)
@@ -528,7 +555,8 @@ def models_page(data: dict[str, dict]) -> str:
                          f"{interval(d['aggregate']['spearman_ci'], 3)} aggregate, "
                          f"{num(d['tokenwise']['spearman'], 3)} {interval(d['tokenwise']['spearman_ci'], 3)} "
                          f"token-wise (`{profile['source']}`).")
-        lines += ["", "Paper claims on this model:", "", *_claims(model, own, profile, studies.get("depth")), ""]
+        lines += ["", "Paper claims on this model:", "",
+                  *(line for _, _, line in _claims(model, own, profile, studies.get("depth"))), ""]
         if findings is not None:
             lines += [findings_note(findings, f"findings_{model}"), ""]
     return "\n".join(lines)

@@ -60,6 +60,10 @@ def test_models_page_tau_per_map_and_claims():
     # the interaction: the all-at-once log ratio over the sum of the 42 single-site log ratios (CFI x 42)
     interaction = math.log10(uniforms[1]) / (cfis[1] * 42)
     assert f"| `gemma3-270m` | wanda@0.5 | {cfis[1]:.4g} | x{uniforms[1]:.4g} | {interaction:.3g} |" in page
+    # the claims on every model, in one table (no profile or depth here: those claims are not measured)
+    assert "| MLP above attention (wanda@0.5) | holds | fails | holds | not measured |" in page
+    assert "| Wanda spread below magnitude's | holds | holds | fails | not measured |" in page
+    assert "| rho removes better than BI | not measured | not measured | not measured | not measured |" in page
     headline = _renderer().index(data)
     assert f"wanda@0.5: Kendall tau {tau} over 3 models (exact one-sided p {p})" in headline
     assert "No map's agreement is beyond chance at this number of models." in headline
