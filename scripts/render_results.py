@@ -69,8 +69,8 @@ def findings_note(data: dict, name: str) -> str:
              "come from:", ""]
     for study, d in data["studies"].items():
         p, m = d["provenance"], d["provenance"]["machine"]
-        commit = p["commit"][:12] + (" with uncommitted changes" if p["commit"].endswith("+dirty") else "")
-        lines.append(f"- `{study}`: `{p['command']}` at commit `{commit}` (rhojax {p['rhojax']}, jax "
+        commit = f"`{p['commit'][:12]}`" + (" with uncommitted changes" if p["commit"].endswith("+dirty") else "")
+        lines.append(f"- `{study}`: `{p['command']}` at commit {commit} (rhojax {p['rhojax']}, jax "
                      f"{p['packages'].get('jax')}), on {m['cores']} cores of {m['cpu']} ({m['backend']}), "
                      f"{duration(d['wall_seconds'])} wall.")
     return "\n".join(lines)
