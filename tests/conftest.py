@@ -12,6 +12,8 @@ import tempfile
 # tests start (they inherit the environment): many tests compile the same tiny-model programs in new jit
 # wrappers, and reading them back instead of recompiling takes ~13% off the suite. It is created by the
 # first process (the xdist controller) and removed when it exits, so every run starts cold as CI does.
+# There is no lock: an entry read while another process writes it only warns (filtered in pyproject.toml)
+# and is compiled anew; jax's locked cache (JAX_COMPILATION_CACHE_MAX_SIZE) made the suite 18 minutes.
 # Set before jax is imported, since jax reads these variables at import.
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _cache = tempfile.mkdtemp(prefix="rhojax-test-xla-cache-")
