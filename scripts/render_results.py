@@ -55,11 +55,15 @@ def source_note(data: dict, name: str) -> str:
     p = data["provenance"]
     m = p["machine"]
     wall = data.get("wall_seconds", data.get("timings", {}).get("total_seconds"))
-    commit = p["commit"][:12] + ("` with uncommitted changes" if p["commit"].endswith("+dirty") else "`")
-    return (f"Data: `docs/results/data/{name}.json`, from `{p['command']}` at commit `{commit} "
+    return (f"Data: `docs/results/data/{name}.json`, from `{p['command']}` at commit {commit_text(p['commit'])} "
             f"(rhojax {p['rhojax']}, jax {p['packages'].get('jax')}, transformers {p['packages'].get('transformers')}, "
             f"torch {p['packages'].get('torch')}), on {m['cores']} cores of {m['cpu']} ({m['backend']}), "
             f"{duration(wall)} wall.")
+
+
+def commit_text(commit: str) -> str:
+    """A provenance commit as the pages print it: short, and flagged when the tree had uncommitted changes."""
+    return f"`{commit[:12]}`" + (" with uncommitted changes" if commit.endswith("+dirty") else "")
 
 
 def findings_note(data: dict, name: str) -> str:
@@ -69,8 +73,7 @@ def findings_note(data: dict, name: str) -> str:
              "come from:", ""]
     for study, d in data["studies"].items():
         p, m = d["provenance"], d["provenance"]["machine"]
-        commit = f"`{p['commit'][:12]}`" + (" with uncommitted changes" if p["commit"].endswith("+dirty") else "")
-        lines.append(f"- `{study}`: `{p['command']}` at commit {commit} (rhojax {p['rhojax']}, jax "
+        lines.append(f"- `{study}`: `{p['command']}` at commit {commit_text(p['commit'])} (rhojax {p['rhojax']}, jax "
                      f"{p['packages'].get('jax')}), on {m['cores']} cores of {m['cpu']} ({m['backend']}), "
                      f"{duration(d['wall_seconds'])} wall.")
     return "\n".join(lines)
@@ -407,7 +410,7 @@ def cfi_agreement(maps: dict[str, dict[str, dict]]) -> list[dict]:
 
 def _claims(model: str, maps: dict[str, dict], profile: dict | None, depth: dict | None) -> list[tuple[str, str, str]]:
     """The papers' claims, checked on one model's data: (claim, verdict, the line that says whether it holds
-    here), the verdict one of holds, fails, differ, agree."""
+    here), the verdict one of holds, fails, not measured."""
     out = []
     for label, m in maps.items():
         top = [h["kind"] for h in m["map"]["hierarchy"][:3]]

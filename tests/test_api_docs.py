@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("api_docs", ROOT / "scripts" / "api_docs.py")
-api_docs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(api_docs)
+api_docs = load_script("api_docs")
 
 
 def test_every_public_name_has_a_docstring():

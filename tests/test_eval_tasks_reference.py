@@ -6,9 +6,7 @@ items per task keep the suite fast while still failing on any prompt, tokenizati
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ from rhojax.cli import app
 from rhojax.commands import eval as eval_command
 from rhojax.eval.task_data import TASKS
 from rhojax.eval.tasks import evaluate
+from tests.scripts import load_script
 
 pytestmark = pytest.mark.slow
 LIMIT = 2
@@ -26,11 +25,7 @@ LIMIT = 2
 
 @pytest.fixture(scope="module")
 def reference():
-    spec = importlib.util.spec_from_file_location(
-        "reference_scorer", Path(__file__).parents[1] / "scripts" / "reference_scorer.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("reference_scorer")
 
 
 @pytest.fixture(scope="module")
