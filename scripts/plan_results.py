@@ -11,7 +11,10 @@ runs on the first seed only. ``--tasks`` then scores zero-shot accuracy on the f
 dense model, the plan and that target's best baseline (folders ``TARGET_tasks``: their perplexities are
 evaluated again, the single-site measurements are reused).
 The data file is rewritten after every finished target (with provenance, settings and wall time), so a
-run stopped early still leaves the targets it finished. Render the page with scripts/render_results.py.
+run stopped early still leaves the targets it finished. A run whose ``--data`` file already exists, for the
+same model and settings, keeps the (target, seed) results the file holds and runs only the others: more
+seeds can be added by later runs, on other machines; each kept result carries the provenance of the run that
+made it. Render the page with scripts/render_results.py.
 
     .venv/bin/python scripts/plan_results.py --model smollm2-135m --data docs/results/data/plan_smollm2.json \\
         --work results/plan_smollm2 --targets params=0.5,flops=0.6,bytes=0.15 --seeds 0,1,2 \\
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -83,7 +87,11 @@ def main() -> int:
     later = tuple(v for v in args.later_seed_baselines.split(",") if v) or base.baselines
     jobs += [(seed, target, later) for target in targets for seed in seeds[1:]]  # a run cut short has all seeds
     started, code = time.perf_counter(), provenance()  # the code this run started with, not a later checkout's
-    results, zero_shot = [], []
+    earlier = kept_data(args.data, model.spec, dataclasses.asdict(base))
+    results, zero_shot = earlier.get("targets", []), earlier.get("zero_shot", [])
+    done = {(r["target"], r["calib_seed"], r["plan_only"]) for r in results}
+    jobs = [job for job in jobs if (job[1], job[0], not job[2]) not in done]
+    seeds += sorted({r["calib_seed"] for r in results} - set(seeds))
 
     def study(settings: PlanSettings, folder: str) -> tuple[dict, float]:
         work = args.work / f"seed{settings.seed}"
@@ -97,7 +105,8 @@ def main() -> int:
         write_json(args.data, {
             "model": model.spec, **({"title": args.title} if args.title else {}), "provenance": code,
             "settings": dataclasses.asdict(base), "seeds": seeds,
-            "note": args.note, "load_average": os.getloadavg(), "wall_seconds": time.perf_counter() - started,
+            "note": args.note, "load_average": os.getloadavg(),
+            "wall_seconds": earlier.get("wall_seconds", 0.0) + time.perf_counter() - started,
             "targets": results, **({"zero_shot": zero_shot} if zero_shot else {}),
         })
         print(f"finished {what}: wrote {args.data}", flush=True)
@@ -107,10 +116,12 @@ def main() -> int:
                                        closed_loop=base.closed_loop and bool(baselines) and seed == seeds[0])
         summary, seconds = study(settings, target if baselines else f"{target}_plan_only")
         results.append({"target": target, "calib_seed": seed, "plan_only": not baselines, "wall_seconds": seconds,
-                        **summary})
+                        "provenance": code, **summary})
         save(f"{target} (seed {seed})")
     tasks = tuple(v for v in args.tasks.split(",") if v)
-    for t in (r for r in results if tasks and r["calib_seed"] == seeds[0] and "best_baseline" in r):
+    scored = {z["target"] for z in zero_shot}
+    for t in (r for r in results if tasks and r["calib_seed"] == seeds[0] and "best_baseline" in r
+              and r["target"] not in scored):
         settings = dataclasses.replace(base, target=t["target"], seed=seeds[0], calib_seed=seeds[0],
                                        baselines=(t["best_baseline"],), closed_loop=False, tasks=tasks,
                                        task_limit=args.task_limit)
@@ -122,6 +133,24 @@ def main() -> int:
                                                    *((b["name"], b) for b in summary["baselines"]))]})
         save(f"zero-shot tasks at {t['target']}")
     return 0
+
+
+def kept_data(path: Path, model: str, settings: dict) -> dict:
+    """What an existing data file holds for this model and these settings: its target results (each with the
+    provenance of the run that made it), zero-shot rows and wall time; nothing for a new file. A setting the
+    file does not name (a field added since) counts as equal."""
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    settings = json.loads(json.dumps(settings))  # tuples as the file stores them
+    differ = sorted(k for k in settings.keys() | data["settings"].keys()
+                    if data["settings"].get(k, settings.get(k)) != settings.get(k))
+    if data["model"] != model or differ:
+        raise SystemExit(f"{path} holds results of {data['model']} with other settings "
+                         f"({', '.join(differ) or 'model'}): give another --data, or the same settings to add to it")
+    data["targets"] = [{**r, "provenance": r.get("provenance", data["provenance"])} for r in data["targets"]]
+    print(f"kept {len(data['targets'])} results from {path}", flush=True)
+    return data
 
 
 if __name__ == "__main__":

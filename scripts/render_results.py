@@ -79,6 +79,22 @@ def findings_note(data: dict, name: str) -> str:
     return "\n".join(lines)
 
 
+def earlier_runs_note(data: dict) -> list[str]:
+    """The runs of a plan data file whose results came from another command or commit than its provenance's
+    (seeds added by later runs): one line per run, naming its seeds and targets."""
+    top = data["provenance"]
+    runs: dict[tuple[str, str], list[str]] = {}
+    for t in data["targets"]:
+        p = t.get("provenance", top)
+        if (p["command"], p["commit"]) != (top["command"], top["commit"]):
+            runs.setdefault((p["command"], p["commit"]), []).append(f"{t['target']} seed {t['calib_seed']}")
+    if not runs:
+        return []
+    lines = [f"- {', '.join(which)}: `{command}` at commit {commit_text(commit)}."
+             for (command, commit), which in runs.items()]
+    return ["", "Results kept from earlier runs:", "", *lines]
+
+
 def duration(seconds: float) -> str:
     return f"{num(seconds, 3)} s" if seconds < 120 else f"{num(seconds / 60, 3)} min"
 
@@ -1102,7 +1118,7 @@ def plan_page(data: dict[str, dict]) -> str:
         lines += ["### Every run", ""]
         for t in compared:
             lines += plan_target(t)
-        lines += [source_note(d, name), ""]
+        lines += [source_note(d, name), *earlier_runs_note(d), ""]
     for name, d in ((n, d) for n, d in data.items() if n.startswith("gamma_fitted_")):
         lines += [f"## Ablation: always fitting the depth exponent ({d['model']})", "",
                   "The same measurements and targets (with the targets planned without baselines) planned with "
