@@ -111,8 +111,15 @@ seq_len = 64
 [settings.profile]
 tokens = 128
 seq_len = 64
+samples = 2
+sweep_eps = [0.1]
+sweep_samples = 2
 drift_tokens = 64
+drift_samples = 2
+absorption_eps = [1.0]
 jacobian_tokens = 64
+jacobian_iterations = 3
+boots = 50
 
 [settings.sensitivity]
 methods = ["magnitude"]

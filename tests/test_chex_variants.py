@@ -24,6 +24,7 @@ from rhojax.compress.wanda import wanda_scores
 from rhojax.eval.perplexity import token_nll
 from rhojax.models import ModelConfig, forward, init_params
 from rhojax.models.transformer import apply_rope, layer_norm
+from tests.devices import host_devices_env
 
 LLAMA = ModelConfig("llama", 29, 8, 2, 2, 1, 4, 16, 1e-6, max_position_embeddings=16)
 GPT2 = ModelConfig("gpt2", 29, 8, 2, 2, 2, 4, 16, 1e-5, max_position_embeddings=16, tie_embeddings=True)
@@ -113,8 +114,7 @@ def test_pmap_variant_covers_every_device():
 @pytest.mark.skipif(os.environ.get("RHOJAX_TWO_DEVICES") == "1", reason="already the two-device run")
 def test_pmap_variants_on_two_cpu_devices():
     """chex skips the pmap variants on one device: rerun them where the CPU is split into two devices."""
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "RHOJAX_TWO_DEVICES": "1",
-           "JAX_PLATFORMS": "cpu"}
+    env = host_devices_env(2, RHOJAX_TWO_DEVICES="1")
     result = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider", "-rs",
                              "-k", "with_pmap or every_device"], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

@@ -11,11 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.devices import host_devices_env
+
 CHECKS = Path(__file__).resolve().parent / "multidevice_checks.py"
 
 
 def test_eight_devices_equal_one_device():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    env = host_devices_env(8)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKS.parent.parent), env.get("PYTHONPATH")]))
     result = subprocess.run([sys.executable, "-m", "pytest", str(CHECKS), "-q", "-p", "no:cacheprovider",
                              "-p", "no:xdist", "-rs"], env=env, capture_output=True, text=True, timeout=900)
