@@ -90,7 +90,7 @@ def main() -> int:
     earlier = kept_data(args.data, model.spec, dataclasses.asdict(base))
     results, zero_shot = earlier.get("targets", []), earlier.get("zero_shot", [])
     done = {(r["target"], r["calib_seed"], r["plan_only"]) for r in results}
-    jobs = [job for job in jobs if (job[1], job[0], not job[2]) not in done]
+    jobs = [(seed, target, b) for seed, target, b in jobs if (target, seed, not b) not in done]
     seeds += sorted({r["calib_seed"] for r in results} - set(seeds))
 
     def study(settings: PlanSettings, folder: str) -> tuple[dict, float]:
