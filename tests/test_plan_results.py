@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.scripts import load_script
+from tests.scripts import import_from_scripts, load_script
 
 SETTINGS = {"target": "params=0.5", "baselines": ["uniform_wanda"], "seed": 0}
 
@@ -40,7 +40,7 @@ def test_kept_data_counts_a_field_added_since_as_equal_and_refuses_other_setting
 
 
 def test_the_page_names_the_earlier_runs_a_plan_file_kept():
-    render = load_script("render_results")
+    render = import_from_scripts("results_pages.plan")
     top = {"command": "second", "commit": "b" * 40}
     data = {"provenance": top, "targets": [
         {"target": "params=0.5", "calib_seed": 0, "provenance": {"command": "first", "commit": "a" * 40}},

@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.scripts import load_script
+from tests.scripts import import_from_scripts
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _renderer():
-    return load_script("render_results")
+def _pages(module: str = ""):
+    """``scripts/results_pages`` or one of its modules (the renderers behind scripts/render_results.py)."""
+    return import_from_scripts("results_pages" + (f".{module}" if module else ""))
 
 
 def test_every_committed_page_is_what_its_data_renders():
-    pages = _renderer().render_all()
+    pages = _pages().render_all()
     assert pages
     for path, text in pages.items():
         assert (ROOT / path).read_text() == text, f"{path} differs from its data: run scripts/render_results.py"
@@ -45,7 +46,7 @@ def test_the_docs_do_not_point_outside_the_repository():
 
 
 def test_plan_zero_shot_pairs_the_plan_with_its_baseline_item_by_item():
-    r = _renderer()
+    r = _pages("plan")
     # differences 1, 0, 0, -1: mean 0, sample sd sqrt(2/3), half-width 1.96 * sqrt(2/3) / 2
     mean, lo, hi = r.paired_accuracy_difference([1, 1, 0, 0], [0, 1, 0, 1])
     assert mean == 0 and abs(hi - 1.96 * (2 / 3) ** 0.5 / 2) < 1e-12 and lo == -hi
@@ -70,7 +71,7 @@ def test_proxy_by_depth_gives_each_third_its_median_measured_over_predicted():
     run = {"target": "params=0.5", "layers": 6, "loss_curve": {"kappa": 2.0, "p": 1.0},
            "loss_curve_fit": {"layer": [0, 1, 2, 3, 4, 5], "propagated_drift": [0.1, 0.2, 0.1, 0.2, 0.1, 0.2],
                               "delta_loss": [0.6, 1.2, 0.2, 0.4, 0.1, 0.2]}}
-    text = "\n".join(_renderer().proxy_by_depth(run))
+    text = "\n".join(_pages("plan").proxy_by_depth(run))
     assert "| 0-1 | 2 | 3 |" in text and "| 2-3 | 2 | 1 |" in text and "| 4-5 | 2 | 0.5 |" in text
 
 
@@ -79,13 +80,13 @@ def test_depth_exponent_table_says_when_the_fitted_plan_is_within_the_noise():
            "settings": {"amplification": "tested"}, "depth_exponent": {"best_gamma": 0.04, "p_value": 1e-5},
            "profile_plan": {"same_plan": False, "perplexity": 80.0, "fitted_vs_profile": 0.75,
                             "fitted_vs_profile_ci": [0.7, 0.8]}}
-    text = "\n".join(_renderer().plan_depth_exponent([run]))
+    text = "\n".join(_pages("plan").plan_depth_exponent([run]))
     assert "| `params=0.5` | 1 | `tested` | 0.04 | 1e-05 | 0.04 | 60 | 80: x0.75 [0.7, 0.8] |" in text
     run["profile_plan"]["fitted_vs_profile_ci"] = [0.9, 1.1]
-    assert "within the noise" in "\n".join(_renderer().plan_depth_exponent([run]))
+    assert "within the noise" in "\n".join(_pages("plan").plan_depth_exponent([run]))
     run["profile_plan"] = {"same_plan": True}
-    assert "the same plan" in "\n".join(_renderer().plan_depth_exponent([run]))
-    assert _renderer().plan_depth_exponent([{"target": "x"}]) == []  # runs before the exponent was fitted
+    assert "the same plan" in "\n".join(_pages("plan").plan_depth_exponent([run]))
+    assert _pages("plan").plan_depth_exponent([{"target": "x"}]) == []  # runs before the exponent was fitted
 
 
 def test_anchor_lines_give_each_anchors_factor_and_the_unanchored_plan():
@@ -93,18 +94,18 @@ def test_anchor_lines_give_each_anchors_factor_and_the_unanchored_plan():
                         "factor": 0.2889}],
            "unanchored_plan": {"same_plan": False, "perplexity": 40.3, "anchored_vs_unanchored": 0.9,
                                "anchored_vs_unanchored_ci": [0.85, 0.95]}}
-    text = "\n".join(_renderer().plan_anchors(run))
+    text = "\n".join(_pages("plan").plan_anchors(run))
     assert "`sparsegpt_row@0.5` 0.13 measured, 0.45 predicted from single sites (factor 0.289)" in text
     assert "perplexity 40.3; the anchored plan is x0.9 of it [0.85, 0.95]." in text
     run["unanchored_plan"]["anchored_vs_unanchored_ci"] = [0.8, 1.05]
-    assert "within the noise" in "\n".join(_renderer().plan_anchors(run))
+    assert "within the noise" in "\n".join(_pages("plan").plan_anchors(run))
     run["unanchored_plan"] = {"same_plan": True}
-    assert "the same plan" in "\n".join(_renderer().plan_anchors(run))
-    assert _renderer().plan_anchors({}) == []
+    assert "the same plan" in "\n".join(_pages("plan").plan_anchors(run))
+    assert _pages("plan").plan_anchors({}) == []
 
 
 def test_a_setting_added_since_a_record_counts_as_equal_only_at_its_default():
-    same = _renderer().same_settings
+    same = _pages("budgets").same_settings
     defaults = {"a": 1, "plan": {"anchors": [], "k": 2}}
     assert same({"a": 1, "plan": {"k": 2}}, {"a": 1, "plan": {"anchors": [], "k": 2}}, defaults)
     assert not same({"a": 1, "plan": {"k": 2}}, {"a": 1, "plan": {"anchors": ["x"], "k": 2}}, defaults)
