@@ -17,9 +17,9 @@ The top-level API (everything in ``__all__``), in the order of a typical study::
 A model is a :class:`Model` (from :func:`load`) or a pair ``(config, params)``; :class:`ModelConfig` is
 hashable and static under ``jax.jit``. The subpackages (``rhojax.compress``, ``rhojax.data``,
 ``rhojax.depth``, ``rhojax.eval``, ``rhojax.io``, ``rhojax.models``, ``rhojax.propagation``,
-``rhojax.sensitivity``, ``rhojax.allocation``, ``rhojax.structure``) export their public names in their own
-``__all__``; everything else is internal. Definitions of every quantity: docs/definitions.md; a
-walk-through: docs/tutorial.md.
+``rhojax.sensitivity``, ``rhojax.allocation``, ``rhojax.structure``, ``rhojax.heal`` and ``rhojax.plan``)
+export their public names in their own ``__all__``; everything else is internal. Definitions of every
+quantity: docs/definitions.md; a walk-through: docs/tutorial.md.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ _EXPORTS: dict[str, str] = {
 }
 
 #: Subpackages reachable as attributes (``rhojax.compress`` is also callable: one matrix by method name).
-_SUBPACKAGES = ("allocation", "compress", "data", "depth", "eval", "io", "models", "propagation", "sensitivity",
-                "structure")
+_SUBPACKAGES = ("allocation", "compress", "data", "depth", "eval", "heal", "io", "models", "plan", "propagation",
+                "sensitivity", "structure")
 
 __all__ = [
     "BlockInfluence",

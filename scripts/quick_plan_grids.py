@@ -28,7 +28,8 @@ from pathlib import Path
 from rhojax.analysis.budgets import BUDGETS
 from rhojax.commands.common import progress
 from rhojax.io.resolve import load_model
-from rhojax.plan.study import PlanSettings, measurement_settings, run_plan_study
+from rhojax.plan import PlanSettings, run_plan_study
+from rhojax.plan.study import measurement_settings
 from rhojax.provenance import provenance
 from rhojax.report.jsonio import write_json
 from rhojax.runs import RunFolder

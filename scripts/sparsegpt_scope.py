@@ -32,8 +32,9 @@ from rhojax.commands.common import progress
 from rhojax.data.windows import corpus_windows
 from rhojax.io.resolve import load_model
 from rhojax.models.sites import get_site
+from rhojax.plan import PlanSettings
 from rhojax.plan.actions import Plan, compress_plan, nm, prune, uniform_plan
-from rhojax.plan.study import PlanSettings, PlanStudy
+from rhojax.plan.study import PlanStudy
 from rhojax.provenance import provenance
 from rhojax.report.jsonio import write_json
 from rhojax.runs import RunFolder

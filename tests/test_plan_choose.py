@@ -9,8 +9,8 @@ import pytest
 
 from rhojax.models import ModelConfig
 from rhojax.plan.actions import ActionGrid, dense_model_cost, prune
+from rhojax.plan.choose import anchor_plan, anchored_table, choose_plan, drift_table, lightest_fraction, plan_drifts
 from rhojax.plan.cost_model import LossCurve, predict
-from rhojax.plan.study import anchor_plan, anchored_table, choose_plan, drift_table, lightest_fraction, plan_drifts
 
 CONFIG = ModelConfig("llama", vocab_size=61, hidden_size=16, num_layers=3, num_heads=2, num_kv_heads=1,
                      head_dim=8, intermediate_size=32, norm_eps=1e-5)

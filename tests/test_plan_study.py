@@ -16,18 +16,11 @@ from rhojax.errors import RhojaxError
 from rhojax.eval.perplexity import perplexity
 from rhojax.io.resolve import load_model
 from rhojax.models.sites import get_site, set_site
+from rhojax.plan import PlanSettings, anchored_table, check_feasible, drift_table, parse_target
 from rhojax.plan.actions import Plan, apply_plan, dense_model_cost, prune
+from rhojax.plan.choose import anchor_plan, plan_drifts
 from rhojax.plan.cost_model import LossCurve, predict
 from rhojax.plan.pack import load_packed, packed_bytes
-from rhojax.plan.study import (
-    PlanSettings,
-    anchor_plan,
-    anchored_table,
-    check_feasible,
-    drift_table,
-    parse_target,
-    plan_drifts,
-)
 from tests.test_depth_cli import tiny_folder  # noqa: F401 - the tiny random llama saved as an HF folder
 
 BUDGET = ["--calib-tokens", "128", "--stats-tokens", "256", "--tokens", "128", "--seq-len", "64", "--samples", "2",
@@ -193,15 +186,16 @@ def test_infeasible_target_names_the_fix(tiny_folder, tmp_path):  # noqa: F811
 
 def test_every_removal_is_measured_end_to_end_and_kept_out_of_the_loss_curve_fit(tmp_path, tiny_folder):  # noqa: F811
     from rhojax.depth.prune import remove_layers
-    from rhojax.plan.study import run_plan_study
+    from rhojax.plan import run_plan_study
     from rhojax.runs import RunFolder
+    from rhojax.settings import run_identity
 
     model = load_model(str(tiny_folder))
     settings = PlanSettings(target="params=0.5", delta_source="propagated", fit_sites=3, methods=("wanda",),
                             sparsities=(0.5,), measured_sparsities=(), nm=False, rank_fractions=(), bits=(),
                             tokens=128, seq_len=64, calib_tokens=128, stats_tokens=256, samples=2, bins=2000)
-    run = RunFolder.open(tmp_path / "run", {"test": "removals"})
-    summary = run_plan_study(model, run, settings)
+    summary = run_plan_study(model, tmp_path / "run", settings)  # a path: opened as the run folder
+    run = RunFolder.open(tmp_path / "run", run_identity(model, settings))  # the same settings reopen it
     calibration, _ = settings.plan_windows(model.tokenizer)
     dense = np.log(perplexity(model.config, model.params, calibration).perplexity)
     removals = run.read("removals_end_to_end")

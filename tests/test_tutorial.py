@@ -22,7 +22,7 @@ def test_tutorial_uses_only_the_public_api():
     imports = set(re.findall(r"^\s*(?:import|from) ([\w.]+)", code, re.MULTILINE))
     assert imports == {"jax", "jax.numpy", "numpy", "rhojax"}, imports
     for name in ("rho_profile", "perplexity", "block_influence", "rank_layers", "remove_layers", "set_site",
-                 "compress", "grad", "vmap"):
+                 "compress", "grad", "vmap", "apply_plan"):
         assert name in code
 
 

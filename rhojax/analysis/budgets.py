@@ -16,7 +16,7 @@ from rhojax.depth.study import DepthSettings
 from rhojax.errors import RhojaxError
 from rhojax.eval.perplexity_study import PerplexitySettings
 from rhojax.eval.study import EvalSettings
-from rhojax.plan.study import PlanSettings
+from rhojax.plan.settings import PlanSettings
 from rhojax.propagation.study import ProfileSettings
 from rhojax.sensitivity.study import SweepSettings
 from rhojax.structure.study import StructureSettings

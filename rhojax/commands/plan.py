@@ -10,9 +10,9 @@ from rhojax.commands.common import DTYPE, MODEL, console, guarded, open_run, pro
 from rhojax.commands.options import with_settings
 from rhojax.io.resolve import load_model
 from rhojax.io.save_hf import save_hf
+from rhojax.plan import PlanSettings, run_plan_study
 from rhojax.plan.actions import Plan, apply_plan
 from rhojax.plan.pack import save_packed as write_packed
-from rhojax.plan.study import PlanSettings, run_plan_study
 
 
 @guarded

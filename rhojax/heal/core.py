@@ -178,6 +178,10 @@ def batch_order(num_windows: int, batch_size: int, steps: int, seed: int) -> np.
 
 @dataclasses.dataclass(frozen=True)
 class HealResult:
+    """What :func:`heal` returns: the healed model's ``params`` (``trainable`` merged in by :func:`merge`), the
+    ``trainable`` pytree the mode trained, the training ``losses`` of the steps run in this call, and
+    ``start_step``, the step it started from (0, or where a resumed run picked up)."""
+
     params: dict
     trainable: dict
     losses: list[float]  # training loss of every step run in this call (resumed steps excluded)

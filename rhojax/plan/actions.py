@@ -222,6 +222,7 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: dict) -> Plan:
+        """The plan :meth:`to_dict` wrote (the ``plan`` of plan.json); sites of removed layers are ignored."""
         removed = tuple(int(i) for i in data["removed_layers"])
         actions = {(int(s["layer"]), s["kind"]): parse_action(s["action"]) for s in data["sites"]
                    if int(s["layer"]) not in removed}

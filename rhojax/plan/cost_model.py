@@ -86,6 +86,7 @@ class LossCurve:
     gamma: float = 1.0
 
     def loss(self, drift) -> np.ndarray:
+        """The predicted loss increase ``kappa * drift^p`` (same shape as ``drift``)."""
         return self.kappa * np.asarray(drift, np.float64) ** self.p
 
     def drift(self, delta_loss) -> np.ndarray:
@@ -93,6 +94,7 @@ class LossCurve:
         return (np.maximum(np.asarray(delta_loss, np.float64), 0.0) / self.kappa) ** (1.0 / self.p)
 
     def to_dict(self) -> dict:
+        """Plain data for plan.json: ``kappa``, ``p`` and ``gamma``."""
         return {"kappa": self.kappa, "p": self.p, "gamma": self.gamma}
 
 
@@ -131,6 +133,7 @@ class DepthExponentFit:
         return self.best if self.p_value < alpha else self.profile
 
     def to_dict(self) -> dict:
+        """Plain data for plan.json: the best ``gamma``, the F-test's ``p_value`` and the number of sites."""
         return {"best_gamma": self.best.gamma, "p_value": self.p_value, "sites": self.sites}
 
 

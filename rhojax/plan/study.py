@@ -8,9 +8,10 @@ Steps (each a part of a :class:`~rhojax.runs.RunFolder`, so a killed run resumes
    loss increase end to end (all of them with ``delta_source="measured"``, a seeded sample of ``fit_sites``
    with ``"propagated"``);
 3. the loss curve fitted (with the depth exponent ``gamma`` of the amplification where the sites call for it)
-   and each candidate's effective drift formed (:mod:`rhojax.plan.cost_model`), sparsities that were not
-   measured interpolated in level;
-4. the plan of least predicted loss increase within the budget (:mod:`rhojax.plan.optimize`);
+   and each candidate's effective drift formed (:mod:`rhojax.plan.cost_model`, :func:`~rhojax.plan.choose.drift_table`),
+   sparsities that were not measured interpolated in level;
+4. the plan of least predicted loss increase within the budget (:func:`~rhojax.plan.choose.choose_plan`, solved
+   by :mod:`rhojax.plan.optimize`);
 5. with ``apply``: the plan and every baseline (:mod:`rhojax.plan.baselines`) built with sequential
    calibration and evaluated on the evaluation split of ``text`` (perplexity with a 95% bootstrap interval,
    ratio to dense with a paired interval, windows resampled).
@@ -28,343 +29,55 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import numpy as np
 
 from rhojax.allocation.metrics import layer_alphas, outlier_ratios
-from rhojax.allocation.schedules import output_amplification
 from rhojax.compress import calibration_stats
 from rhojax.depth.influence import block_influence
 from rhojax.depth.scores import layer_rho, rho_of
-from rhojax.errors import RhojaxError
 from rhojax.eval.intervals import perplexity_ci, ratio_ci
 from rhojax.eval.perplexity import window_nll_sums
-from rhojax.eval.task_data import parse_task_names
 from rhojax.eval.tasks import evaluate
 from rhojax.plan import baselines as baseline_plans
 from rhojax.plan.actions import (
-    DENSE,
-    PRUNE_METHODS,
     REMOVE,
     Action,
-    ActionGrid,
     Plan,
     apply_plan,
     compress_plan,
     dense_model_cost,
-    nm,
-    prune,
     remove_planned,
-    uniform_plan,
+)
+from rhojax.plan.choose import (
+    anchor_plan,
+    anchored_table,
+    candidates,
+    check_feasible,
+    choose_plan,
+    chosen_curve,
+    corrected_table,
+    depth_fit,
+    drift_table,
+    layer_drifts,
+    plan_drifts,
+    predicted_or_none,
 )
 from rhojax.plan.cost_model import (
-    DepthExponentFit,
     LossCurve,
-    anchor_factor,
     correction_factors,
-    effective_drift,
-    fit_depth_exponent,
-    interpolate_level,
     layer_marginals,
-    level_factor,
     predict,
     propagated_drift,
 )
-from rhojax.plan.costs import UNITS
 from rhojax.plan.measure import measure_layer
-from rhojax.plan.optimize import Block, Group, discretise, solve_layered
+from rhojax.plan.settings import PlanSettings, parse_target
 from rhojax.progress import SILENT, Progress
 from rhojax.runs import RunFolder
 from rhojax.sensitivity.sweep import dense_reference
-from rhojax.settings import TextSettings, setting
-
-DELTA_SOURCES: tuple[str, ...] = ("measured", "propagated")
-AMPLIFICATIONS: tuple[str, ...] = ("tested", "fitted", "profile")
-
-
-def parse_target(target: str) -> tuple[str, float]:
-    """``"bytes=0.15"`` -> ``("bytes", 0.15)``; a one-line error naming the target and the fix otherwise."""
-    unit, sep, value = str(target).partition("=")
-    unit = unit.strip()
-    if not sep or unit not in UNITS:
-        raise RhojaxError(f"target {target!r}: write UNIT=FRACTION with UNIT one of {', '.join(UNITS)}, "
-                          "e.g. params=0.5, flops=0.6 or bytes=0.15")
-    try:
-        fraction = float(value)
-    except ValueError:
-        raise RhojaxError(f"target {target!r}: the fraction {value!r} is not a number; write e.g. {unit}=0.5") from None
-    if not 0.0 < fraction <= 1.0:
-        raise RhojaxError(f"target {target!r}: the fraction must lie in (0, 1] (a share of the dense model's {unit}); "
-                          f"write e.g. {unit}=0.5")
-    return unit, fraction
-
-
-@dataclasses.dataclass(frozen=True)
-class PlanSettings(TextSettings):
-    """The budget, the candidate grid, the measurement and the verification of a compression plan."""
-
-    target: str = setting("params=0.5", "Budget UNIT=FRACTION of the dense block matrices: params (non-zero "
-                          "parameters), flops (per token on dense hardware) or bytes (vs bfloat16, metadata included).")
-    methods: tuple[str, ...] = setting(("sparsegpt_row",), "Pruning methods of the candidates: wanda, sparsegpt, "
-                                       "sparsegpt_row (SparseGPT with the mask per output channel).")
-    sparsities: tuple[float, ...] = setting((0.3, 0.4, 0.5, 0.6, 0.7), "Unstructured sparsities of the candidates.")
-    measured_sparsities: tuple[float, ...] = setting((0.3, 0.5, 0.7), "Sparsities measured (the others "
-                                                     "interpolated in level; empty: all).")
-    nm: bool = setting(True, "Also 2:4 N:M pruning (saves FLOPs on sparse tensor cores).")
-    rank_fractions: tuple[float, ...] = setting((0.125, 0.25), "Low ranks as fractions of min(in, out).")
-    bits: tuple[int, ...] = setting((2, 3, 4), "RTN bit widths.")
-    group_size: int = setting(128, "RTN group size (inputs per bfloat16 scale).")
-    removal: bool = setting(True, "Allow removing whole blocks.")
-    delta_source: str = setting("measured", "measured: every candidate's loss increase measured end to end; "
-                                "propagated: local errors carried by rho, fit-sites of them measured end to end.")
-    fit_sites: int = setting(64, "Candidates measured end to end for the loss curve (delta-source propagated).")
-    amplification: str = setting("tested", "How the profile carries a local error to the output, eps * A^gamma: "
-                                 "tested (gamma fitted on the end-to-end sites where they reject gamma = 1 at the "
-                                 "5% level, else 1), fitted (always fitted) or profile (gamma = 1).")
-    calib_tokens: int = setting(2048, "Measurement tokens of calib-text: the local errors, the end-to-end loss "
-                                "increases, the profile and the calibration loss of a plan.")
-    stats_tokens: int = setting(8192, "Statistics tokens of calib-text, other windows than the measurement ones: "
-                                "input norms, Hessians and covariances of every compression, sequential calibration.")
-    tokens: int = setting(16384, "Evaluation token budget (apply): windows = tokens // seq-len.")
-    rho_eps: float = setting(0.1, "Relative perturbation size of the contraction profile.")
-    samples: int = setting(4, "Gaussian perturbation samples per layer.")
-    seed: int = setting(0, "Seed of the perturbations, the fit-site sample and the bootstrap.")
-    calib_seed: int = setting(0, "Calibration sample: 0 takes the first windows of calib-text (measurement, then "
-                              "statistics); another value draws them at random from its first 8x as many.")
-    apply: bool = setting(False, "Build the plan and the baselines and evaluate them.")
-    anchors: tuple[str, ...] = setting((), "Uniform anchor plans (e.g. sparsegpt_row@0.5, wanda@0.5, sparsegpt@2:4), "
-                                       "built with sequential calibration; each one's measured calibration loss "
-                                       "over its predicted one rescales the candidates of its method and pattern "
-                                       "(empty: none).")
-    closed_loop: bool = setting(False, "With apply: measure each layer's contribution on the planned model, "
-                                "correct the layers where predicted and measured differ most, and re-plan once.")
-    replan_layers: int = setting(6, "Layers corrected by the closed loop.")
-    tasks: tuple[str, ...] = setting((), "Zero-shot tasks scored with apply (e.g. arc_easy,piqa; empty: none).")
-    task_limit: int = setting(100, "First N items of each task.")
-    baselines: tuple[str, ...] = setting(baseline_plans.BASELINES, "Baselines evaluated with apply: "
-                                         + ", ".join(baseline_plans.BASELINES) + ".")
-    schedule: str = setting("depth", "rhojax schedule of the schedule_wanda baseline: depth or rho.")
-    bins: int = setting(10000, "Budget discretisation of the optimizer.")
-    batch_size: int = setting(4, "Windows per compiled call.")
-    config_batch: int = setting(4, "Candidates of one layer measured together (vmap).")
-    boots: int = setting(1000, "Bootstrap resamples of each interval.")
-
-    def __post_init__(self) -> None:
-        parse_target(self.target)
-        if self.tasks:
-            parse_task_names(list(self.tasks))
-        for name, value, choices in (("delta_source", self.delta_source, DELTA_SOURCES),
-                                     ("amplification", self.amplification, AMPLIFICATIONS),
-                                     ("schedule", self.schedule, baseline_plans.RHOJAX_SCHEDULES)):
-            if value not in choices:
-                raise RhojaxError(f"{name} {value!r}: choose one of {', '.join(choices)}")
-        for m in self.methods:
-            if m not in PRUNE_METHODS:
-                raise RhojaxError(f"methods: {m!r} is not one of {', '.join(PRUNE_METHODS)}")
-        for b in self.baselines:
-            if b not in baseline_plans.BASELINES:
-                raise RhojaxError(f"baselines: {b!r} is not one of {', '.join(baseline_plans.BASELINES)}")
-        allowed = [a.name for a in self.anchor_choices()]
-        for name in self.anchors:
-            if name not in allowed:
-                raise RhojaxError(f"anchors: {name!r} is not a pruning action of the grid; choose among "
-                                  f"{', '.join(allowed)}")
-        missing = set(self.measured_sparsities) - set(self.sparsities)
-        if missing or (self.measured_sparsities and (min(self.measured_sparsities) > min(self.sparsities)
-                                                     or max(self.measured_sparsities) < max(self.sparsities))):
-            raise RhojaxError(f"measured_sparsities {self.measured_sparsities} must be among the sparsities "
-                              f"{self.sparsities} and include the lowest and the highest")
-
-    def plan_windows(self, tokenizer) -> tuple[np.ndarray, np.ndarray]:
-        """``(measurement, statistics)`` windows of ``calib_text``: disjoint, ``calib_tokens // seq_len`` and
-        ``stats_tokens // seq_len`` of them, drawn together for ``calib_seed``; the planner reads nothing else."""
-        n = max(1, self.calib_tokens // self.seq_len)
-        both = dataclasses.replace(self, calib_tokens=(n + max(1, self.stats_tokens // self.seq_len)) * self.seq_len)
-        windows = both.calibration_windows(tokenizer, self.calib_seed)
-        return windows[:n], windows[n:]
-
-    def anchor_choices(self) -> list[Action]:
-        """The actions an anchor may name: every pruning action of the grid (unstructured and N:M)."""
-        grid = self.grid()
-        return list(dict.fromkeys([prune(m, level) for m in grid.methods for level in grid.sparsities]
-                                  + [nm(m, p) for m in grid.methods for p in grid.nm_patterns]))
-
-    def anchor_actions(self) -> list[Action]:
-        """The actions of :attr:`anchors`."""
-        by_name = {a.name: a for a in self.anchor_choices()}
-        return [by_name[name] for name in self.anchors]
-
-    def grid(self) -> ActionGrid:
-        """The candidate grid these settings describe."""
-        return ActionGrid(tuple(self.methods), tuple(self.sparsities), ((2, 4),) if self.nm else (),
-                          tuple(self.rank_fractions), tuple(self.bits), self.group_size, self.removal)
-
-
-def candidates(config, grid: ActionGrid) -> dict[int, list[tuple[str, object]]]:
-    """Every non-dense candidate of every layer as ``(kind, action)``; ``("block", remove)`` for removal."""
-    out = {}
-    for layer in range(config.num_layers):
-        out[layer] = [(kind, a) for kind in config.site_kinds for a in grid.site_actions(config.site_shape(kind))
-                      if a.op != "dense"] + ([("block", REMOVE)] if grid.removal else [])
-    return out
-
-
-def lightest_fraction(config, grid: ActionGrid, unit: str) -> float:
-    """The smallest fraction of ``unit`` any plan on ``grid`` reaches (one block must remain)."""
-    per_block = [sum(min(a.cost(config.site_shape(k)).get(unit) for a in grid.site_actions(config.site_shape(k)))
-                     for k in config.site_kinds) for _ in range(config.num_layers)]
-    lightest = min(per_block) if grid.removal else sum(per_block)
-    return lightest / dense_model_cost(config).get(unit)
-
-
-def check_feasible(config, grid: ActionGrid, target: str) -> None:
-    """A one-line error when ``target`` is below :func:`lightest_fraction` (no plan on ``grid`` reaches it)."""
-    unit, fraction = parse_target(target)
-    least = lightest_fraction(config, grid, unit)
-    if fraction < least - 1e-12:
-        raise RhojaxError(f"target {target!r} is infeasible: every action at its most aggressive still keeps "
-                          f"{least:.3f} of the dense {unit}; raise the target, or add more aggressive levels "
-                          "(sparsities, ranks, bits) or allow removal")
-
-
-def depth_fit(fitted: list[dict], rho: np.ndarray) -> DepthExponentFit:
-    """The loss curve of the sites measured end to end (``fitted`` records), with ``gamma`` fitted and at 1
-    (:func:`~rhojax.plan.cost_model.fit_depth_exponent`)."""
-    layers = np.array([r["layer"] for r in fitted], np.int64)
-    return fit_depth_exponent(np.array([r["local_error"] for r in fitted]), output_amplification(rho)[layers],
-                              np.array([r["delta_loss"] for r in fitted]))
-
-
-def chosen_curve(fit: DepthExponentFit, amplification: str) -> LossCurve:
-    """The curve :attr:`PlanSettings.amplification` asks for."""
-    return {"tested": fit.chosen(), "fitted": fit.best, "profile": fit.profile}[amplification]
-
-
-def drift_table(config, grid: ActionGrid, records: list[dict], curve: LossCurve, rho: np.ndarray,
-                measured_sparsities: tuple[float, ...]) -> dict[tuple[int, str, str], float]:
-    """Effective drift of every candidate ``(layer, kind, action name)``; unmeasured sparsities interpolated
-    linearly in level between the measured ones of the same site and method (dense counts as level 0)."""
-    layers = np.array([r["layer"] for r in records])
-    local = np.array([r["local_error"] for r in records])
-    delta = np.array([np.nan if r["delta_loss"] is None else r["delta_loss"] for r in records])
-    drift = effective_drift(curve, propagated_drift(local, layers, rho, curve.gamma), delta)
-    table = {(r["layer"], r["kind"], r["action"]): float(d) for r, d in zip(records, drift, strict=True)}
-    for layer, kind in config.sites:
-        for a in grid.site_actions(config.site_shape(kind)):
-            if a.op == "prune" and (layer, kind, a.name) not in table:
-                known = [0.0] + list(measured_sparsities)
-                values = [0.0] + [table[(layer, kind, f"{a.method}@{s:g}")] for s in measured_sparsities]
-                table[(layer, kind, a.name)] = interpolate_level(known, values, a.level)
-    return table
-
-
-def choose_plan(config, grid: ActionGrid, table: dict, curve: LossCurve, unit: str, budget: float, bins: int) -> Plan:
-    """The plan minimising the predicted loss ``sum_a curve.loss(delta_a)`` with cost in ``unit`` at most ``budget``."""
-    blocks, options = [], []
-    for layer in range(config.num_layers):
-        groups, layer_options = [], []
-        for kind in config.site_kinds:
-            shape = config.site_shape(kind)
-            actions = grid.site_actions(shape)
-            weights = discretise(np.array([a.cost(shape).get(unit) for a in actions]), budget, bins)
-            costs = np.array([0.0 if a.op == "dense" else curve.loss(table[(layer, kind, a.name)]) for a in actions])
-            groups.append(Group(weights, costs))
-            layer_options.append(actions)
-        removal = (0, float(curve.loss(table[(layer, "block", "remove")]))) if grid.removal else None
-        blocks.append(Block(tuple(groups), removal))
-        options.append(layer_options)
-    forbidden: set[int] = set()
-    while True:
-        blocks_now = [dataclasses.replace(b, removal=None) if i in forbidden else b for i, b in enumerate(blocks)]
-        try:
-            choice, _ = solve_layered(blocks_now, bins)
-        except RhojaxError:
-            raise RhojaxError(f"no plan fits {unit} budget {budget:.4g}: raise the target or widen the grid") from None
-        removed = [i for i, c in enumerate(choice) if c is None]
-        if len(removed) < config.num_layers:
-            break
-        forbidden.add(max(removed, key=lambda i: blocks[i].removal[1]))  # keep the costliest-to-remove block
-    actions = {(layer, kind): options[layer][k][o] for layer, c in enumerate(choice) if c is not None
-               for k, (kind, o) in enumerate(zip(config.site_kinds, c, strict=True))}
-    return Plan(tuple(removed), actions)
-
-
-def plan_drifts(config, plan: Plan, table: dict) -> list[float]:
-    """The effective drifts of the plan's non-dense sites (removed blocks count once each): :func:`layer_drifts`
-    flattened."""
-    return [d for drifts in layer_drifts(plan, table).values() for d in drifts]
-
-
-def layer_drifts(plan: Plan, table: dict) -> dict[int, list[float]]:
-    """The effective drifts of the plan's compressions, by layer: a removed block's removal, else its
-    compressed matrices."""
-    out: dict[int, list[float]] = {layer: [table[(layer, "block", "remove")]] for layer in plan.removed}
-    for (layer, kind), a in sorted(plan.actions.items()):
-        if a.op != "dense" and layer not in plan.removed:
-            out.setdefault(layer, []).append(table[(layer, kind, a.name)])
-    return out
-
-
-def scaled_table(table: dict, factor: Callable[[tuple[int, str, str]], float], curve: LossCurve) -> dict:
-    """``table`` with each candidate's drift scaled by ``factor(key)^(1/p)``, so that its predicted loss
-    ``curve.loss(delta)`` is multiplied by ``factor(key)``."""
-    return {key: d * factor(key) ** (1.0 / curve.p) for key, d in table.items()}
-
-
-def corrected_table(table: dict, factors: dict[int, float], curve: LossCurve) -> dict:
-    """``table`` with every candidate of a corrected layer, its removal included, scaled so that its predicted
-    loss is multiplied by ``r_t`` (a layer whose matrices became dearer must not become cheap to remove)."""
-    return scaled_table(table, lambda key: factors.get(key[0], 1.0), curve)
-
-
-def anchor_plan(config, grid: ActionGrid, action: Action) -> Plan:
-    """``action`` on every matrix the grid allows it on (N:M needs ``in`` divisible by M), the rest dense."""
-    return uniform_plan(config, lambda shape: action if action in grid.site_actions(shape) else DENSE)
-
-
-def family(action: Action) -> tuple[str, str]:
-    """What an anchor speaks for: the same op (unstructured or N:M pruning) with the same method."""
-    return action.op, action.method
-
-
-def anchored_table(config, grid: ActionGrid, table: dict, curve: LossCurve,
-                   measured: dict[Action, float]) -> tuple[dict, list[dict]]:
-    """``table`` rescaled by the uniform anchors, and one row per anchor.
-
-    ``measured``: each anchor action's measured loss increase (its :func:`anchor_plan` built with sequential
-    calibration). Its factor ``c = measured / predicted`` (:func:`~rhojax.plan.cost_model.anchor_factor`, the
-    prediction from ``table``) multiplies the predicted loss of every candidate of its :func:`family`,
-    interpolated in level between the family's anchors (:func:`~rhojax.plan.cost_model.level_factor`); other
-    candidates and removals keep theirs. Each anchor plan is then predicted at its measured loss (within the
-    factor's bounds)."""
-    rows = []
-    for action, loss in measured.items():
-        predicted = predict(curve, plan_drifts(config, anchor_plan(config, grid, action), table))
-        rows.append({"action": action.name, "measured_delta_loss": float(loss), "predicted_delta_loss": predicted,
-                     "factor": anchor_factor(float(loss), predicted)})
-    families: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
-    for action, row in zip(measured, rows, strict=True):
-        levels, factors = families.setdefault(family(action), ([], []))
-        levels.append(action.level)
-        factors.append(row["factor"])
-    actions = {a.name: a for kind in config.site_kinds for a in grid.site_actions(config.site_shape(kind))}
-
-    def factor(key: tuple[int, str, str]) -> float:
-        action = actions.get(key[2])
-        anchors = families.get(family(action)) if action is not None else None
-        return level_factor(*anchors, action.level) if anchors else 1.0
-
-    return scaled_table(table, factor, curve), rows
-
-
-def predicted_or_none(config, plan: Plan, table: dict, curve: LossCurve) -> float | None:
-    """The cost model's prediction for any plan (a baseline's too), or None when it uses an action off the
-    grid (e.g. OWL's per-layer sparsities)."""
-    try:
-        return predict(curve, plan_drifts(config, plan, table))
-    except KeyError:
-        return None
+from rhojax.settings import run_identity
 
 
 def plan_digest(config, plan: Plan) -> str:
@@ -614,14 +327,18 @@ def measurement_settings(settings: PlanSettings) -> dict:
     return {name: getattr(settings, name) for name in MEASUREMENT_FIELDS}
 
 
-def run_plan_study(model, run: RunFolder, settings: PlanSettings = PlanSettings(), *,
+def run_plan_study(model, run: RunFolder | str | Path, settings: PlanSettings = PlanSettings(), *,
                    progress: Progress = SILENT, measurements: RunFolder | None = None) -> dict:
-    """Plan ``model`` at ``settings.target`` (and with ``apply`` verify it against the baselines); the summary.
+    """Plan ``model`` (a :class:`rhojax.Model`) at ``settings.target`` (and with ``apply`` verify it against the
+    baselines); the summary that ``rhojax plan`` writes as plan.json.
 
-    ``measurements`` is a run folder for the target-independent parts (dense signals, single-site
-    measurements), opened with :func:`measurement_settings`, so that several targets share them; by default
-    they are parts of ``run``."""
+    ``run``: a :class:`~rhojax.runs.RunFolder` or a folder path, where every step is saved as it finishes (a
+    rerun with the same model and settings resumes; other settings are refused). ``measurements`` is a run
+    folder for the target-independent parts (dense signals, single-site measurements), opened with
+    :func:`measurement_settings`, so that several targets share them; by default they are parts of ``run``."""
     s = settings
+    if not isinstance(run, RunFolder):
+        run = RunFolder.open(run, run_identity(model, settings))
     config = model.config
     unit, fraction = parse_target(s.target)
     grid = s.grid()

@@ -221,7 +221,7 @@ def depth_exponent_of(t: dict) -> dict:
     """The F-test of ``gamma = 1`` restated from a run's stored fit sites (runs that did not record it)."""
     import numpy as np
 
-    from rhojax.plan.study import depth_fit
+    from rhojax.plan.choose import depth_fit
 
     fit = t.get("loss_curve_fit", {})
     if "local_error" not in fit:
