@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from tests.scripts import import_from_scripts
@@ -111,3 +112,12 @@ def test_a_setting_added_since_a_record_counts_as_equal_only_at_its_default():
     assert not same({"a": 1, "plan": {"k": 2}}, {"a": 1, "plan": {"anchors": ["x"], "k": 2}}, defaults)
     assert not same({"a": 1, "plan": {"k": 3}}, {"a": 1, "plan": {"anchors": [], "k": 2}}, defaults)
     assert not same({"a": 1, "gone": 0}, {"a": 1}, defaults)  # a setting the code no longer has
+
+
+def test_the_mean_over_seeds_is_geometric_with_its_interval_on_the_log_scale():
+    """Two seeds at e^1 and e^3: log mean 2, sd sqrt(2), half-width t(0.975, 1) sqrt(2) / sqrt(2) = 12.706."""
+    plan = _pages("plan")
+    t = 12.706204736174698  # scipy.stats.t.ppf(0.975, 1)
+    expected = (f"{math.exp(2):.4g} [{math.exp(2 - t):.4g}, {math.exp(2 + t):.4g}]")
+    assert plan.mean_interval([math.exp(1), math.exp(3)]) == expected
+    assert plan.mean_interval([5.0]) == "5 (one seed)"

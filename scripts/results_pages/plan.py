@@ -98,15 +98,18 @@ def plan_target(t: dict) -> list[str]:
 
 
 def mean_interval(values: Sequence[float]) -> str:
-    """Mean with a 95% t-interval over seeds (the range alone when there is one value)."""
+    """Geometric mean with a 95% t-interval over seeds, both on the log scale: ``exp(m +- t s / sqrt(n))`` with
+    ``m`` and ``s`` the mean and standard deviation of ``log(values)`` (perplexities and their ratios are
+    multiplicative, and the interval stays positive); the value alone when there is one."""
     import numpy as np
     from scipy import stats
 
-    v = np.asarray(values, np.float64)
+    v = np.log(np.asarray(values, np.float64))
     if v.size < 2:
-        return f"{num(float(v[0]))} (one seed)"
+        return f"{num(float(np.exp(v[0])))} (one seed)"
     half = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
-    return f"{num(float(v.mean()))} [{num(float(v.mean() - half))}, {num(float(v.mean() + half))}]"
+    m = v.mean()
+    return f"{num(float(np.exp(m)))} [{num(float(np.exp(m - half)))}, {num(float(np.exp(m + half)))}]"
 
 
 def over_seeds(values: Sequence[float], seeds: int) -> str:
@@ -149,8 +152,8 @@ def plan_seed_summary(targets: list[dict]) -> list[str]:
             for t in runs if t.get("closed_loop", {}).get("changed") and "best_baseline" in t]
         plural = "s" if len(runs) > 1 else ""
         lines += [f"### `{target}` over {len(runs)} calibration seed{plural} ({', '.join(map(str, seeds))})",
-                  "", md_table(["model", "perplexity, mean [95% t-interval over seeds]", "ratio to dense",
-                                "per seed"], rows), "",
+                  "", md_table(["model", "perplexity, geometric mean [95% t-interval over seeds, log scale]",
+                                "ratio to dense", "per seed"], rows), "",
                   f"- Plan vs the best baseline of each seed ({best}): "
                   f"{per_seed}; this {verdict} the goal of at least 10% lower perplexity in every seed.",
                   *(f"- The closed loop's re-plan (seed {seed}) against the same baseline: x{num(ratio)} "
