@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
-from tests.test_results_render import _renderer
+from tests.test_results_render import _pages
 
 KINDS = ["q", "k", "v", "o", "gate", "up", "down"]
 
@@ -49,7 +49,7 @@ def test_models_page_tau_per_map_and_claims():
     data = {f"findings_{m}": _findings(m, {"wanda@0.5": _map(c, u, mlp_first if i != 1 else attention_first, 1.1),
                                            "magnitude@0.5": _map(c * 2, u * 2, mlp_first, 1.3 if i != 2 else 1.05)})
             for i, (m, c, u) in enumerate(zip(models, cfis, uniforms, strict=True))}
-    page = _renderer().models_page(data)
+    page = _pages("models").models_page(data)
     tau = f"{_tau(cfis, uniforms):.3g}"
     assert tau == "0.333"
     p = f"{_p_greater(cfis, uniforms):.3g}"
@@ -64,7 +64,7 @@ def test_models_page_tau_per_map_and_claims():
     assert "| MLP above attention (wanda@0.5) | holds | fails | holds | not measured |" in page
     assert "| Wanda spread below magnitude's | holds | holds | fails | not measured |" in page
     assert "| rho removes better than BI | not measured | not measured | not measured | not measured |" in page
-    headline = _renderer().index(data)
+    headline = _pages("index").index(data)
     assert f"wanda@0.5: Kendall tau {tau} over 3 models (exact one-sided p {p})" in headline
     assert "No map's agreement is beyond chance at this number of models." in headline
     gemma = page.split("### `gemma3-270m`")[1].split("###")[0]
@@ -87,8 +87,8 @@ def test_a_findings_map_replaces_the_main_job_map_of_the_same_label():
               "settings": {"sensitivity": {"tokens": 768, "seq_len": 256, "calib_tokens": 2048, "seed": 0}}}
     data = {"analyze_smollm2-135m_quick": report,
             "findings_smollm2-135m": _findings("smollm2-135m", {"wanda@0.5": _map(0.25, 4.0, {"up": 1.1}, 1.0)})}
-    maps = _renderer().model_maps(data)
+    maps = _pages("models").model_maps(data)
     assert maps["smollm2-135m"]["wanda@0.5"]["map"]["cfi"] == 0.25
     assert maps["smollm2-135m"]["wanda@0.5"]["source"] == "findings_smollm2-135m"
     del data["findings_smollm2-135m"]
-    assert _renderer().model_maps(data)["smollm2-135m"]["wanda@0.5"]["source"] == "analyze_smollm2-135m_quick"
+    assert _pages("models").model_maps(data)["smollm2-135m"]["wanda@0.5"]["source"] == "analyze_smollm2-135m_quick"
