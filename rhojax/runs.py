@@ -78,6 +78,15 @@ class RunFolder:
             write_json(run_file, {"settings": asked})
         return cls(path, asked)
 
+    @classmethod
+    def for_study(cls, path: str | Path, model, settings: Any) -> RunFolder:
+        """:meth:`open` for a study of ``model`` under its settings dataclass, identified by
+        :func:`rhojax.settings.run_identity` (model, dtype, rhojax version, settings less the execution-only
+        ones)."""
+        from rhojax.settings import run_identity
+
+        return cls.open(path, run_identity(model, settings))
+
     def sub(self, name: str, settings: Any) -> RunFolder:
         """A nested run folder ``path/name`` with its own settings (a study inside a larger job)."""
         return RunFolder.open(self.path / name, settings)

@@ -36,7 +36,6 @@ from rhojax.provenance import provenance
 from rhojax.report.jsonio import write_json
 from rhojax.runs import RunFolder
 from rhojax.sensitivity.study import run_sweep_study
-from rhojax.settings import run_identity
 
 DATA = Path("docs/results/data")
 #: Study name -> (run function, settings from the quick budget); one sweep per method, so that each
@@ -104,7 +103,7 @@ def main() -> None:
         model = load_model(args.model)
         for study in [s for s in args.studies.split(",") if s]:
             study_run, study_settings_ = settings[study]
-            run = RunFolder.open(work / study, run_identity(model, study_settings_))
+            run = RunFolder.for_study(work / study, model, study_settings_)
             with WallClock(work / study / "walls.json", study):
                 summary = study_run(model, run, study_settings_, progress=LineProgress(sys.stderr))
             run.write("summary.json", {**summary, "provenance": code})

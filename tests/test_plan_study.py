@@ -188,14 +188,13 @@ def test_every_removal_is_measured_end_to_end_and_kept_out_of_the_loss_curve_fit
     from rhojax.depth.prune import remove_layers
     from rhojax.plan import run_plan_study
     from rhojax.runs import RunFolder
-    from rhojax.settings import run_identity
 
     model = load_model(str(tiny_folder))
     settings = PlanSettings(target="params=0.5", delta_source="propagated", fit_sites=3, methods=("wanda",),
                             sparsities=(0.5,), measured_sparsities=(), nm=False, rank_fractions=(), bits=(),
                             tokens=128, seq_len=64, calib_tokens=128, stats_tokens=256, samples=2, bins=2000)
     summary = run_plan_study(model, tmp_path / "run", settings)  # a path: opened as the run folder
-    run = RunFolder.open(tmp_path / "run", run_identity(model, settings))  # the same settings reopen it
+    run = RunFolder.for_study(tmp_path / "run", model, settings)  # the same settings reopen it
     calibration, _ = settings.plan_windows(model.tokenizer)
     dense = np.log(perplexity(model.config, model.params, calibration).perplexity)
     removals = run.read("removals_end_to_end")

@@ -14,7 +14,6 @@ from rhojax.errors import RhojaxError
 from rhojax.progress import Progress, console_progress
 from rhojax.provenance import provenance
 from rhojax.runs import RunFolder
-from rhojax.settings import run_identity
 
 console = Console(stderr=True)
 
@@ -69,7 +68,7 @@ def output_dir(out: Path) -> Path:
 
 def open_run(out: Path, model, settings) -> RunFolder:
     """The run folder ``out`` for ``model`` under ``settings`` (refused if it holds other settings)."""
-    return RunFolder.open(out, run_identity(model, settings))
+    return RunFolder.for_study(out, model, settings)
 
 
 def run_metadata(model, **settings) -> dict:

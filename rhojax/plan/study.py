@@ -77,7 +77,6 @@ from rhojax.plan.settings import PlanSettings, parse_target
 from rhojax.progress import SILENT, Progress
 from rhojax.runs import RunFolder
 from rhojax.sensitivity.sweep import dense_reference
-from rhojax.settings import run_identity
 
 
 def plan_digest(config, plan: Plan) -> str:
@@ -338,7 +337,7 @@ def run_plan_study(model, run: RunFolder | str | Path, settings: PlanSettings = 
     :func:`measurement_settings`, so that several targets share them; by default they are parts of ``run``."""
     s = settings
     if not isinstance(run, RunFolder):
-        run = RunFolder.open(run, run_identity(model, settings))
+        run = RunFolder.for_study(run, model, settings)
     config = model.config
     unit, fraction = parse_target(s.target)
     grid = s.grid()
